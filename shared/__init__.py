@@ -1,0 +1,1 @@
+"""firstvalue's shared package: the pure domain core, settings, storage and the bus."""

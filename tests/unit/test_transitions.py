@@ -1,0 +1,90 @@
+"""Transitions: each change announced once, with a deterministic id."""
+
+from __future__ import annotations
+
+from shared.domain.evaluate import evaluate
+from shared.domain.transitions import (
+    EscalationOpened,
+    EscalationResolved,
+    FirstValueReached,
+    StageEntered,
+    StageExited,
+    SuccessfullyOnboarded,
+    transitions,
+)
+
+from .factories import (
+    PLANS,
+    day,
+    event,
+    evidence,
+    kickoff_done,
+    registration,
+    setup_done,
+    stalled_in_setup,
+)
+
+SMB = PLANS["smb"]
+HISTORY = [
+    *stalled_in_setup(until=60),
+    *setup_done(20),
+    event(21, "Training Completed"),
+    *[event(22, "Logged In", f"u{n:02d}") for n in range(8)],
+    *[event(23, "Record Created", f"u{n:02d}") for n in range(5)],
+    event(25, "Report Delivered"),
+    evidence(30, "sponsor_confirmation"),
+]
+
+
+def _at(n: float):
+    return evaluate(SMB, registration(), HISTORY, day(n))
+
+
+def test_first_projection_announces_everything_so_far() -> None:
+    found = transitions(None, _at(40))
+    kinds = [type(t) for t in found]
+    assert kinds.count(StageEntered) == 4 and kinds.count(StageExited) == 4
+    assert kinds.count(FirstValueReached) == 1 and kinds.count(SuccessfullyOnboarded) == 1
+    opened = [t for t in found if isinstance(t, EscalationOpened)]
+    resolved = [t for t in found if isinstance(t, EscalationResolved)]
+    assert [t.rule_key for t in opened] == ["technical_completion_late"]
+    assert [t.at for t in resolved] == [day(20)]
+    assert [t.at for t in found] == sorted(t.at for t in found)
+
+
+def test_step_by_step_each_transition_appears_exactly_once() -> None:
+    moments = [0.5, 3, 14.5, 20, 22, 25, 30, 40]
+    seen: list[str] = []
+    previous = None
+    for n in moments:
+        state = _at(n)
+        seen += [t.id for t in transitions(previous, state)]
+        previous = state
+    assert len(seen) == len(set(seen))
+    assert set(seen) == {t.id for t in transitions(None, _at(40))}
+
+
+def test_no_change_no_transition() -> None:
+    state = _at(25)
+    assert transitions(state, state) == []
+    assert transitions(state, _at(25)) == []
+
+
+def test_ids_are_deterministic_and_to_dict_is_json_ready() -> None:
+    a, b = transitions(None, _at(40)), transitions(None, _at(40))
+    assert [t.id for t in a] == [t.id for t in b]
+    assert all(len(t.id) == 24 for t in a)
+    first_value = next(t for t in a if isinstance(t, FirstValueReached)).to_dict()
+    assert first_value["type"] == "FirstValueReached"
+    assert first_value["at"] == day(25).isoformat()
+    assert first_value["ttfv_days"] == 25.0
+    assert first_value["onboarding_id"] == "acme-smb"
+
+
+def test_stage_exit_precedes_the_next_entry_at_the_same_moment() -> None:
+    found = transitions(None, evaluate(SMB, registration(), kickoff_done(1), day(2)))
+    assert [(type(t).__name__, getattr(t, "stage", None)) for t in found] == [
+        ("StageEntered", "kickoff"),
+        ("StageExited", "kickoff"),
+        ("StageEntered", "setup"),
+    ]
