@@ -1,0 +1,1 @@
+"""Ingest: vendor events in, normalised, deduplicated and attributed to accounts; facts out."""

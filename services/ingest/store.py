@@ -1,0 +1,144 @@
+"""Store a batch of normalised events: identities first, then attribution, dedupe, parking,
+and registrations — all in the caller's transaction.
+
+Identity statements in the batch are applied before its usage events, so a batch whose
+``group`` call comes after the user's first ``track`` attributes both at once; events that
+still have no account are parked and moved to ``events`` when their user is linked.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.ingest.identity import account_named_by, link_of
+from services.ingest.normalize import USAGE_TYPES, InvalidMessage, NormalizedEvent
+from services.ingest.registration import CONTRACT_SIGNED, contract_terms, registration
+from shared.domain.facts import EventObserved
+from shared.storage.events import EventRepository
+from shared.storage.identities import IdentityRepository, UnattributedEvent
+from shared.storage.onboardings import OnboardingRepository
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Stored:
+    """What a batch changed. ``touched`` holds, per account, the fact ids the batch carried
+    (new or repeated): a redelivered batch re-announces them, so no notice is ever lost."""
+
+    accepted: int = 0
+    duplicates: int = 0
+    pending: int = 0
+    registered: int = 0
+    touched: dict[str, list[str]] = field(default_factory=dict)
+
+
+def _observed(event: NormalizedEvent | UnattributedEvent, account_id: str) -> EventObserved:
+    return EventObserved(
+        id=event.id,
+        account_id=account_id,
+        user_id=event.user_id,
+        name=event.name or "",
+        at=event.at,
+        properties=event.properties,
+    )
+
+
+async def _apply_links(
+    identities: IdentityRepository, events: Sequence[NormalizedEvent], account_property: str
+) -> dict[str, str]:
+    linked: dict[str, str] = {}
+    for event in sorted(events, key=lambda e: e.at):
+        link = link_of(event, account_property)
+        if link is None and event.type == "alias" and event.previous_id:
+            known = linked.get(event.previous_id) or (
+                await identities.accounts_of([event.previous_id])
+            ).get(event.previous_id)
+            link = (event.user_id, known) if known else None
+        if link is not None:
+            await identities.link(*link, event.at)
+            linked[link[0]] = link[1]
+    return linked
+
+
+async def store_events(
+    session: AsyncSession,
+    events: Sequence[NormalizedEvent],
+    *,
+    plan_keys: Collection[str],
+    account_property: str,
+    recorded_at: datetime,
+) -> Stored:
+    """Apply a batch of normalised events; only flushes (the caller commits)."""
+    identities = IdentityRepository(session)
+    stored = Stored()
+    linked = await _apply_links(identities, events, account_property)
+
+    usage = [e for e in events if e.type in USAGE_TYPES]
+    named = {e.id: account_named_by(e, account_property) for e in usage}
+    users = {e.user_id for e in usage if not named[e.id]}
+    accounts = await identities.accounts_of(users)
+    if unknown := users - accounts.keys():
+        accounts.update({u: a for u, a in (await identities.claim(unknown)).items() if a})
+
+    attributed: list[tuple[EventObserved, str]] = []
+    parked: list[UnattributedEvent] = []
+    for e in usage:
+        account = named[e.id] or accounts.get(e.user_id)
+        if account:
+            attributed.append((_observed(e, account), e.source))
+        else:
+            parked.append(
+                UnattributedEvent(e.id, e.user_id, e.name or "", e.at, e.properties, e.source)
+            )
+    for user, account in linked.items():
+        for waiting in await identities.take_pending(user):
+            attributed.append((_observed(waiting, account), waiting.source))
+
+    new_parked = await identities.add_pending(parked, recorded_at)
+    stored.pending = len(new_parked)
+    stored.duplicates += len(parked) - len(new_parked)
+
+    by_source: dict[str, list[EventObserved]] = defaultdict(list)
+    for observed, source in attributed:
+        by_source[source].append(observed)
+    events_repo = EventRepository(session)
+    for source, batch in by_source.items():
+        new_ids = await events_repo.add_many(batch, source=source, recorded_at=recorded_at)
+        stored.accepted += len(new_ids)
+        stored.duplicates += len(batch) - len(new_ids)
+
+    for account in linked.values():
+        stored.touched.setdefault(account, [])
+    for observed, _ in attributed:
+        stored.touched.setdefault(observed.account_id, []).append(observed.id)
+    await _register(session, attributed, plan_keys, recorded_at, stored)
+    return stored
+
+
+async def _register(
+    session: AsyncSession,
+    attributed: Sequence[tuple[EventObserved, str]],
+    plan_keys: Collection[str],
+    recorded_at: datetime,
+    stored: Stored,
+) -> None:
+    onboardings = OnboardingRepository(session)
+    for observed, _ in attributed:
+        if observed.name != CONTRACT_SIGNED:
+            continue
+        try:
+            terms = contract_terms(observed.properties, plan_keys)
+        except InvalidMessage as error:  # only parked events can get here: plans changed since
+            log.error("event %s no longer registers an onboarding: %s", observed.id, error)
+            continue
+        fact = registration(terms, observed.account_id, observed.at)
+        if await onboardings.register(fact, recorded_at):
+            stored.registered += 1
+        stored.touched[observed.account_id].append(fact.id)

@@ -1,0 +1,1 @@
+"""Milestones: facts in, ``evaluate`` called, projections saved, transitions published."""

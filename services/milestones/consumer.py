@@ -1,0 +1,93 @@
+"""The milestones shell: ``onboarding.facts`` notices in → affected onboardings projected
+(a few dozen per transaction) → commit → outbox published → offsets committed.
+
+Projection is idempotent, so committing in chunks before the offset keeps the
+exactly-once effect: a redelivered batch re-projects to the same state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.milestones.projector import project_accounts, project_many
+from services.milestones.publisher import relay_outbox
+from shared.bus import topics
+from shared.bus.bus import Batch, Bus
+from shared.bus.messages import FactsNotice, dead_letter
+from shared.domain.plans import Plan
+
+log = logging.getLogger(__name__)
+MAX_CONSECUTIVE_FAILURES = 5
+MAX_NOTICES = 5000  # notices are tiny and coalesce per account: take many at once
+CHUNK = 50  # onboardings' accounts per transaction
+
+
+def _chunks(items: list[str], size: int) -> list[list[str]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+async def handle_batch(
+    batch: Batch,
+    bus: Bus,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    plans: Mapping[str, Plan],
+    now: datetime,
+) -> int:
+    """Project the onboardings a batch of notices concerns; returns how many were projected."""
+    accounts: dict[str, None] = {}
+    onboardings: dict[str, None] = {}
+    dead: list[tuple[str | None, bytes]] = []
+    for message in batch.messages:
+        try:
+            notice = FactsNotice.decode(message.value)
+        except ValueError as error:
+            log.error("invalid facts notice at offset %d: %s", message.offset, error)
+            dead.append((message.key, dead_letter(message, "invalid_facts_notice", str(error))))
+            continue
+        if notice.onboarding_id is not None:
+            onboardings[notice.onboarding_id] = None
+        else:
+            accounts[notice.account_id] = None
+    projected = 0
+    for chunk in _chunks([*accounts], CHUNK):  # short transactions: SQLite has one writer
+        async with sessionmaker() as session, session.begin():
+            projected += len(await project_accounts(session, plans, chunk, now))
+    for chunk in _chunks([*onboardings], CHUNK):
+        async with sessionmaker() as session, session.begin():
+            projected += len(await project_many(session, plans, chunk, now))
+    await relay_outbox(sessionmaker, bus)
+    if dead:
+        await bus.publish_many(topics.EVENTS_DLQ, dead)
+    await batch.commit()
+    return projected
+
+
+async def run_milestones(
+    bus: Bus,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    plans: Mapping[str, Plan],
+    *,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    group: str = "milestones",
+) -> None:
+    """Consume ``onboarding.facts`` until cancelled or the bus stops; a failing batch is
+    redelivered after a back-off, and repeated failures raise."""
+    failures = 0
+    while True:
+        try:
+            async with bus.subscribe(topics.FACTS, group, max_records=MAX_NOTICES) as subscription:
+                async for batch in subscription:
+                    await handle_batch(batch, bus, sessionmaker, plans, clock())
+                    failures = 0
+            return
+        except Exception:
+            failures += 1
+            if failures >= MAX_CONSECUTIVE_FAILURES:
+                raise
+            log.exception("milestones batch failed (%d in a row); retrying", failures)
+            await asyncio.sleep(min(2.0 ** (failures - 1), 30.0))

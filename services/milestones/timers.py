@@ -1,0 +1,66 @@
+"""Timers: re-evaluate onboardings whose next due moment has passed (SLA deadlines,
+escalation days, silence), found through the indexed ``next_due_at`` — never a full scan.
+
+The clock is injected, so tests move time instead of waiting for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.milestones.projector import project_many
+from services.milestones.publisher import relay_outbox
+from shared.bus.bus import Bus
+from shared.domain.plans import Plan
+from shared.storage.projections import ProjectionRepository
+
+log = logging.getLogger(__name__)
+
+
+async def fire_due(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    bus: Bus,
+    plans: Mapping[str, Plan],
+    now: datetime,
+    *,
+    limit: int = 50,
+) -> int:
+    """One tick: project every onboarding due at ``now`` (a page per transaction), then
+    publish the outbox. Returns how many onboardings were re-evaluated."""
+    done: set[str] = set()
+    while True:
+        async with sessionmaker() as session, session.begin():
+            due = await ProjectionRepository(session).due(now, limit)
+            fresh = [onboarding_id for onboarding_id in due if onboarding_id not in done]
+            await project_many(session, plans, fresh, now)
+        done.update(fresh)
+        # A page with nothing new means what is left is stuck (e.g. its plan is gone).
+        if len(due) < limit or not fresh:
+            break
+    await relay_outbox(sessionmaker, bus)
+    return len(done)
+
+
+async def run_timers(
+    sessionmaker: async_sessionmaker[AsyncSession],
+    bus: Bus,
+    plans: Mapping[str, Plan],
+    *,
+    interval_seconds: float,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> None:
+    """Tick every ``interval_seconds`` until cancelled; a failed tick is logged and the next
+    one retries it (state is derived from facts, so nothing is lost by waiting)."""
+    while True:
+        try:
+            fired = await fire_due(sessionmaker, bus, plans, clock())
+            if fired:
+                log.info("timers re-evaluated %d onboardings", fired)
+        except Exception:
+            log.exception("timer tick failed; retrying in %.0fs", interval_seconds)
+        await asyncio.sleep(interval_seconds)

@@ -1,0 +1,69 @@
+"""The bus interface both implementations (in-memory now, Kafka later) provide.
+
+It mirrors aiokafka's ``getmany`` with manual commits: a subscription yields batches, and
+the consumer commits a batch only after its database transaction has committed. Anything
+not committed when a subscription closes is delivered again to the group's next consumer
+(at-least-once); idempotent handlers turn that into exactly-once effect.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from types import TracebackType
+from typing import Protocol, Self
+
+
+@dataclass(frozen=True)
+class Message:
+    """One record as consumed: where it came from, its key and its raw bytes."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: str | None
+    value: bytes
+    timestamp: datetime
+
+
+class Batch(Protocol):
+    """Records fetched together; ``commit`` stores ``offset + 1`` per partition."""
+
+    @property
+    def messages(self) -> tuple[Message, ...]: ...
+
+    async def commit(self) -> None: ...
+
+
+class Subscription(Protocol):
+    """``async with bus.subscribe(t, g) as sub: async for batch in sub: ...``"""
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    def __aiter__(self) -> AsyncIterator[Batch]: ...
+
+
+class Bus(Protocol):
+    """Publish keyed byte values to topics; consume them in groups with explicit commits."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    async def publish(self, topic: str, key: str | None, value: bytes) -> None: ...
+
+    async def publish_many(self, topic: str, items: Iterable[tuple[str | None, bytes]]) -> None: ...
+
+    def subscribe(self, topic: str, group: str, *, max_records: int = 500) -> Subscription: ...
+
+    async def lag(self, topic: str, group: str) -> int:
+        """Records published to ``topic`` that ``group`` has not committed yet."""
+        ...

@@ -1,0 +1,133 @@
+"""Settings: one object, read from ``FIRSTVALUE_*`` environment variables once at start-up.
+
+Everything that depends on the environment takes a ``Settings`` (or the values it needs) as
+an argument; nothing reads the environment after start-up.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from pydantic import field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+SCOPES = ("read", "write")
+
+
+@dataclass(frozen=True)
+class ApiKeySpec:
+    """A bootstrap API key given in the environment as ``name:scope:key``."""
+
+    name: str
+    scopes: tuple[str, ...]
+    key: str
+
+
+def sqlite_dsn(path: str | Path) -> str:
+    """The SQLAlchemy URL of a SQLite file through the aiosqlite driver."""
+    return f"sqlite+aiosqlite:///{Path(path)}"
+
+
+def postgres_dsn(user: str, password: str | None, host: str, port: int, database: str) -> str:
+    """The SQLAlchemy URL of a PostgreSQL database through the asyncpg driver."""
+    auth = quote(user, safe="")
+    if password:
+        auth += ":" + quote(password, safe="")
+    return f"postgresql+asyncpg://{auth}@{host}:{port}/{database}"
+
+
+def async_database_url(url: str) -> str:
+    """Point a plain ``postgres://``/``postgresql://``/``sqlite://`` URL at the async driver.
+
+    Operators paste URLs from their hosting provider; the service only speaks asyncpg and
+    aiosqlite, so the driver is filled in rather than failing at first connect.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise ValueError(f"database_url {url!r} is not a URL (expected scheme://...)")
+    driver = {
+        "postgres": "postgresql+asyncpg",
+        "postgresql": "postgresql+asyncpg",
+        "sqlite": "sqlite+aiosqlite",
+    }.get(scheme, scheme)
+    if driver not in ("postgresql+asyncpg", "sqlite+aiosqlite"):
+        raise ValueError(
+            f"database_url scheme {scheme!r} is not supported "
+            "(use postgresql+asyncpg:// or sqlite+aiosqlite://)"
+        )
+    return f"{driver}://{rest}"
+
+
+def parse_api_keys(value: str) -> list[ApiKeySpec]:
+    """Parse ``name:scope:key,...`` (scope ``read`` or ``write``; ``write`` implies read)."""
+    specs = []
+    for item in filter(None, (part.strip() for part in value.split(","))):
+        name, _, rest = item.partition(":")
+        scope, _, key = rest.partition(":")
+        if not (name and key) or scope not in SCOPES:
+            raise ValueError(
+                f"api key {name or item!r}: expected name:scope:key with scope read or write"
+            )
+        scopes = ("read", "write") if scope == "write" else ("read",)
+        specs.append(ApiKeySpec(name=name, scopes=scopes, key=key))
+    return specs
+
+
+def _comma_list(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return [str(part) for part in value]
+
+
+class Settings(BaseSettings):
+    """The service's configuration; see README "Settings"."""
+
+    model_config = SettingsConfigDict(env_prefix="FIRSTVALUE_", extra="ignore")
+
+    database_url: str = "sqlite+aiosqlite:///./firstvalue.db"
+    kafka_bootstrap_servers: str | None = None
+    plans: Path | None = None
+    api_host: str = "127.0.0.1"
+    api_port: int = 8000
+    api_keys: Annotated[list[ApiKeySpec], NoDecode] = []
+    segment_write_keys: Annotated[list[str], NoDecode] = []
+    account_property: str = "account_id"
+    max_clock_skew_days: float = 7.0
+    timer_interval_seconds: float = 30.0
+
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver(cls, value: str) -> str:
+        return async_database_url(value)
+
+    @field_validator("kafka_bootstrap_servers")
+    @classmethod
+    def _blank_is_none(cls, value: str | None) -> str | None:
+        return value.strip() or None if value is not None else None
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _parse_api_keys(cls, value: Any) -> Any:
+        return parse_api_keys(value) if isinstance(value, str) else value
+
+    @field_validator("segment_write_keys", mode="before")
+    @classmethod
+    def _parse_write_keys(cls, value: Any) -> list[str]:
+        return _comma_list(value)
+
+    @field_validator("timer_interval_seconds", "max_clock_skew_days")
+    @classmethod
+    def _positive(cls, value: float) -> float:
+        if value <= 0:
+            raise ValueError("must be greater than 0")
+        return value
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the environment once (explicit overrides win); call at start-up and pass down."""
+    return Settings(**overrides)

@@ -1,0 +1,166 @@
+"""Onboardings: registrations and the manual facts recorded against them, append-only.
+
+``facts_for`` gathers everything an onboarding's state is derived from: its registration,
+its account's usage events and its own manual facts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.domain.facts import (
+    EvidenceRecorded,
+    Fact,
+    MilestoneAmended,
+    OnboardingPaused,
+    OnboardingRegistered,
+    OnboardingResumed,
+)
+from shared.storage import dialect
+from shared.storage.events import EventRepository
+from shared.storage.tables import OnboardingFactRecord, OnboardingRecord
+
+ManualFact = EvidenceRecorded | OnboardingPaused | OnboardingResumed | MilestoneAmended
+
+FACT_KINDS: dict[str, type[ManualFact]] = {
+    "evidence": EvidenceRecorded,
+    "pause": OnboardingPaused,
+    "resume": OnboardingResumed,
+    "amendment": MilestoneAmended,
+}
+_KIND_OF = {cls: kind for kind, cls in FACT_KINDS.items()}
+_COLUMNS = {"id", "onboarding_id", "at"}  # stored as columns, not in the payload
+
+
+def _registration(r: OnboardingRecord) -> OnboardingRegistered:
+    return OnboardingRegistered(
+        id=r.fact_id,
+        onboarding_id=r.onboarding_id,
+        account_id=r.account_id,
+        plan_key=r.plan_key,
+        at=r.signed_at,
+        csm=r.csm,
+        champion_user_id=r.champion_user_id,
+        licensed_seats=r.licensed_seats,
+        account_name=r.account_name,
+    )
+
+
+def _payload(fact: ManualFact) -> dict[str, Any]:
+    return {
+        f.name: getattr(fact, f.name) for f in dataclasses.fields(fact) if f.name not in _COLUMNS
+    }
+
+
+def _manual_fact(r: OnboardingFactRecord) -> ManualFact:
+    cls = FACT_KINDS[r.kind]
+    return cls(id=r.id, onboarding_id=r.onboarding_id, at=r.occurred_at, **r.payload)
+
+
+class OnboardingRepository:
+    """Registrations (one account may have several onboardings) and manual facts."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def register(self, registration: OnboardingRegistered, recorded_at: datetime) -> bool:
+        """Store a registration; False when the onboarding exists (the first one wins)."""
+        stmt = (
+            dialect.insert(self._session, OnboardingRecord)
+            .values(
+                onboarding_id=registration.onboarding_id,
+                fact_id=registration.id,
+                account_id=registration.account_id,
+                plan_key=registration.plan_key,
+                signed_at=registration.at,
+                csm=registration.csm,
+                champion_user_id=registration.champion_user_id,
+                licensed_seats=registration.licensed_seats,
+                account_name=registration.account_name,
+                recorded_at=recorded_at,
+            )
+            .on_conflict_do_nothing()
+            .returning(OnboardingRecord.onboarding_id)
+        )
+        return (await self._session.scalar(stmt)) is not None
+
+    async def registration(self, onboarding_id: str) -> OnboardingRegistered | None:
+        record = await self._session.get(OnboardingRecord, onboarding_id)
+        return _registration(record) if record else None
+
+    async def lock(self, onboarding_id: str) -> OnboardingRegistered | None:
+        """The registration, row-locked until commit (PostgreSQL) so that projections of
+        one onboarding never interleave and a stale one never overwrites a fresh one."""
+        stmt = (
+            select(OnboardingRecord)
+            .where(OnboardingRecord.onboarding_id == onboarding_id)
+            .with_for_update()
+        )
+        record = await self._session.scalar(stmt)
+        return _registration(record) if record else None
+
+    async def ids_for_account(self, account_id: str) -> list[str]:
+        stmt = (
+            select(OnboardingRecord.onboarding_id)
+            .where(OnboardingRecord.account_id == account_id)
+            .order_by(OnboardingRecord.onboarding_id)
+        )
+        return list((await self._session.scalars(stmt)).all())
+
+    async def ids(self, after: str | None, limit: int) -> list[str]:
+        """All onboarding ids in id order, a page at a time (for replay)."""
+        stmt = select(OnboardingRecord.onboarding_id).order_by(OnboardingRecord.onboarding_id)
+        if after is not None:
+            stmt = stmt.where(OnboardingRecord.onboarding_id > after)
+        return list((await self._session.scalars(stmt.limit(limit))).all())
+
+    async def add_fact(self, fact: ManualFact, recorded_at: datetime) -> bool:
+        """Append a manual fact; False when a fact with that id is already stored."""
+        stmt = (
+            dialect.insert(self._session, OnboardingFactRecord)
+            .values(
+                id=fact.id,
+                onboarding_id=fact.onboarding_id,
+                kind=_KIND_OF[type(fact)],
+                occurred_at=fact.at,
+                payload=_payload(fact),
+                recorded_at=recorded_at,
+            )
+            .on_conflict_do_nothing(index_elements=["id"])
+            .returning(OnboardingFactRecord.id)
+        )
+        return (await self._session.scalar(stmt)) is not None
+
+    async def fact(self, fact_id: str) -> ManualFact | None:
+        record = await self._session.get(OnboardingFactRecord, fact_id)
+        return _manual_fact(record) if record else None
+
+    async def manual_facts(
+        self, onboarding_id: str, *, until: datetime | None = None
+    ) -> list[ManualFact]:
+        """The onboarding's manual facts in event-time order."""
+        stmt = select(OnboardingFactRecord).where(
+            OnboardingFactRecord.onboarding_id == onboarding_id
+        )
+        if until is not None:
+            stmt = stmt.where(OnboardingFactRecord.occurred_at <= until)
+        stmt = stmt.order_by(OnboardingFactRecord.occurred_at, OnboardingFactRecord.id)
+        return [_manual_fact(r) for r in (await self._session.scalars(stmt)).all()]
+
+    async def facts_for(
+        self, onboarding_id: str, *, as_of: datetime | None = None
+    ) -> tuple[OnboardingRegistered, list[Fact]] | None:
+        """Registration, the account's events and the onboarding's manual facts."""
+        registration = await self.registration(onboarding_id)
+        if registration is None:
+            return None
+        events = await EventRepository(self._session).for_account(
+            registration.account_id, until=as_of
+        )
+        manual = await self.manual_facts(onboarding_id, until=as_of)
+        return registration, [*events, *manual]

@@ -1,0 +1,93 @@
+"""The outbox: messages written in the same transaction as the state change that caused
+them, published afterwards. A crash between commit and publish loses nothing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.storage import dialect
+from shared.storage.tables import OutboxRecord
+
+
+@dataclass(frozen=True)
+class OutboxMessage:
+    id: int
+    topic: str
+    key: str | None
+    message_id: str
+    payload: dict[str, Any]
+    created_at: datetime
+
+
+class OutboxRepository:
+    """Adds messages to publish and claims unsent ones for a publisher."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def add(
+        self,
+        topic: str,
+        key: str | None,
+        message_id: str,
+        payload: dict[str, Any],
+        created_at: datetime,
+    ) -> bool:
+        """Queue a message; False if this (topic, message id) was queued before."""
+        stmt = (
+            dialect.insert(self._session, OutboxRecord)
+            .values(
+                topic=topic,
+                key=key,
+                message_id=message_id,
+                payload=payload,
+                created_at=created_at,
+            )
+            .on_conflict_do_nothing(index_elements=["topic", "message_id"])
+            .returning(OutboxRecord.id)
+        )
+        return (await self._session.scalar(stmt)) is not None
+
+    async def claim_unsent(self, limit: int, now: datetime) -> list[OutboxMessage]:
+        """Mark up to ``limit`` unsent messages sent, in this transaction, and return them.
+
+        Publish them, then commit; roll back if publishing fails and they stay unsent. On
+        PostgreSQL concurrent claimers skip each other's rows; SQLite serialises writers.
+        """
+        o = OutboxRecord
+        oldest = (
+            select(o.id)
+            .where(o.sent_at.is_(None))
+            .order_by(o.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        stmt = (
+            update(o)
+            .where(o.sent_at.is_(None), o.id.in_(oldest.scalar_subquery()))
+            .values(sent_at=now)
+            .returning(o.id, o.topic, o.key, o.message_id, o.payload, o.created_at)
+            .execution_options(synchronize_session=False)
+        )
+        rows = (await self._session.execute(stmt)).all()
+        messages = [
+            OutboxMessage(
+                id=r.id,
+                topic=r.topic,
+                key=r.key,
+                message_id=r.message_id,
+                payload=r.payload,
+                created_at=r.created_at,
+            )
+            for r in rows
+        ]
+        return sorted(messages, key=lambda m: m.id)
+
+    async def unsent_count(self) -> int:
+        stmt = select(func.count()).select_from(OutboxRecord).where(OutboxRecord.sent_at.is_(None))
+        return (await self._session.scalar(stmt)) or 0

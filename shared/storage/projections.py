@@ -1,0 +1,359 @@
+"""Projections: each onboarding's derived state, stored for fast lists, timers and metrics.
+
+The state is always rebuildable from facts (``evaluate``); this table is a cache with the
+columns that lists filter and sort on, the full state as JSON, and the escalation rows.
+"""
+
+from __future__ import annotations
+
+import base64
+import builtins
+import dataclasses
+import types
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
+
+import orjson
+from sqlalchemy import and_, delete, false, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.domain import codec
+from shared.domain.state import OnboardingState
+from shared.storage import dialect
+from shared.storage.tables import EscalationRecord, ProjectionRecord
+
+
+class InvalidCursor(ValueError):
+    """A pagination cursor that this service did not hand out."""
+
+
+@dataclass(frozen=True)
+class ProjectionFilter:
+    """List filters; ``None`` means "any". ``at_risk`` = all tasks done, no first value."""
+
+    segment: str | None = None
+    plan_key: str | None = None
+    stage: str | None = None
+    status: str | None = None
+    csm: str | None = None
+    breach: str | tuple[str, ...] | None = None
+    tier: str | None = None
+    at_risk: bool | None = None
+    account_id: str | None = None
+
+
+@dataclass(frozen=True)
+class OnboardingSummary:
+    onboarding_id: str
+    account_id: str
+    account_name: str | None
+    plan_key: str
+    plan_version: int
+    segment: str
+    csm: str | None
+    status: str
+    current_stage: str | None
+    signed_at: datetime
+    first_value_at: datetime | None
+    ttfv_days: float | None
+    breach: str
+    health_score: float
+    health_tier: str
+    onboarded_at: datetime | None
+    tasks_done_no_value: bool
+    open_escalations: int
+    max_escalation_level: int
+    next_due_at: datetime | None
+    updated_at: datetime
+    state: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ProjectionPage:
+    items: list[OnboardingSummary]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class EscalationRow:
+    onboarding_id: str
+    account_id: str
+    segment: str
+    csm: str | None
+    rule_key: str
+    kind: str
+    level: int
+    action: str
+    title: str
+    due_at: datetime
+    fired_at: datetime
+    resolved_at: datetime | None
+    reason: str
+
+
+@dataclass(frozen=True)
+class EscalationPage:
+    items: list[EscalationRow]
+    next_cursor: str | None
+
+
+_SUMMARY_FIELDS = [f.name for f in dataclasses.fields(OnboardingSummary)]
+_ESCALATION_FIELDS = [f.name for f in dataclasses.fields(EscalationRow)]
+
+
+def _columns(state: OnboardingState, updated_at: datetime) -> dict[str, Any]:
+    open_escalations = state.open_escalations
+    return {
+        "onboarding_id": state.onboarding_id,
+        "account_id": state.account_id,
+        "account_name": state.account_name,
+        "plan_key": state.plan_key,
+        "plan_version": state.plan_version,
+        "segment": state.segment,
+        "csm": state.csm,
+        "status": state.status,
+        "current_stage": state.current_stage,
+        "signed_at": state.signed_at,
+        "first_value_at": state.ttfv.reached_at,
+        "ttfv_days": state.ttfv.days,
+        "breach": state.ttfv.breach,
+        "health_score": state.health.score,
+        "health_tier": state.health.tier,
+        "onboarded_at": state.onboarded_at,
+        "tasks_done_no_value": state.tasks_done_no_value,
+        "open_escalations": len(open_escalations),
+        "max_escalation_level": max((e.level for e in open_escalations), default=0),
+        "next_due_at": state.next_due_at,
+        "updated_at": updated_at,
+        "state": codec.state_to_dict(state),
+    }
+
+
+def _encode_cursor(*parts: Any) -> str:
+    values = [p.isoformat() if isinstance(p, datetime) else p for p in parts]
+    return base64.urlsafe_b64encode(orjson.dumps(values)).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str, size: int) -> list[Any]:
+    try:
+        values = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        if not isinstance(values, list) or len(values) != size:
+            raise ValueError("wrong shape")
+        return [datetime.fromisoformat(values[0]), *values[1:]]
+    except (ValueError, TypeError, orjson.JSONDecodeError) as error:
+        raise InvalidCursor(f"invalid cursor {cursor!r}") from error
+
+
+def _decode(tp: Any, value: Any) -> Any:
+    """Rebuild a value of type ``tp`` from ``codec.state_to_dict`` output."""
+    if value is None:
+        return None
+    origin = get_origin(tp)
+    if origin in (Union, types.UnionType):
+        args = [a for a in get_args(tp) if a is not type(None)]
+        return _decode(args[0], value) if len(args) == 1 else value
+    if origin is Literal or tp is Any:
+        return value
+    if origin is tuple:
+        item = get_args(tp)[0]
+        return tuple(_decode(item, v) for v in value)
+    if tp is datetime:
+        return datetime.fromisoformat(value)
+    if tp is float:
+        return float(value)
+    if dataclasses.is_dataclass(tp) and isinstance(tp, type):
+        hints = get_type_hints(tp)
+        return tp(
+            **{
+                f.name: _decode(hints[f.name], value[f.name])
+                for f in dataclasses.fields(tp)
+                if f.name in value
+            }
+        )
+    return value
+
+
+def decode_state(data: dict[str, Any]) -> OnboardingState:
+    """The inverse of ``codec.state_to_dict``."""
+    state: OnboardingState = _decode(OnboardingState, data)
+    return state
+
+
+class ProjectionRepository:
+    """Upserts, lists and pages onboarding projections and their escalations."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self._session = session
+
+    async def save(self, state: OnboardingState, updated_at: datetime) -> None:
+        """Upsert the projection and replace the onboarding's escalation rows."""
+        columns = _columns(state, updated_at)
+        stmt = dialect.insert(self._session, ProjectionRecord).values(**columns)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["onboarding_id"],
+            set_={k: getattr(stmt.excluded, k) for k in columns if k != "onboarding_id"},
+        )
+        await self._session.execute(stmt)
+        await self._session.execute(
+            delete(EscalationRecord)
+            .where(EscalationRecord.onboarding_id == state.onboarding_id)
+            .execution_options(synchronize_session=False)
+        )
+        rows = {
+            (e.rule_key, e.fired_at): {
+                "onboarding_id": state.onboarding_id,
+                "rule_key": e.rule_key,
+                "fired_at": e.fired_at,
+                "account_id": state.account_id,
+                "segment": state.segment,
+                "csm": state.csm,
+                "kind": e.kind,
+                "level": e.level,
+                "action": e.action,
+                "title": e.title,
+                "due_at": e.due_at,
+                "resolved_at": e.resolved_at,
+                "reason": e.reason,
+            }
+            for e in state.escalations
+        }
+        if rows:
+            await self._session.execute(
+                dialect.insert(self._session, EscalationRecord), list(rows.values())
+            )
+
+    async def state_dict(self, onboarding_id: str) -> dict[str, Any] | None:
+        """The stored state as ``codec.state_to_dict`` wrote it."""
+        stmt = select(ProjectionRecord.state).where(ProjectionRecord.onboarding_id == onboarding_id)
+        result: dict[str, Any] | None = await self._session.scalar(stmt)
+        return result
+
+    async def state(self, onboarding_id: str) -> OnboardingState | None:
+        data = await self.state_dict(onboarding_id)
+        return decode_state(data) if data is not None else None
+
+    async def get(self, onboarding_id: str) -> OnboardingSummary | None:
+        record = await self._session.get(ProjectionRecord, onboarding_id)
+        return _summary(record) if record else None
+
+    async def list(
+        self, filters: ProjectionFilter, *, limit: int, cursor: str | None = None
+    ) -> ProjectionPage:
+        """A page ordered by (``signed_at`` desc, ``onboarding_id``), keyset-paginated."""
+        stmt = select(ProjectionRecord).where(*_conditions(filters))
+        if cursor is not None:
+            signed_at, onboarding_id = _decode_cursor(cursor, 2)
+            stmt = stmt.where(
+                or_(
+                    ProjectionRecord.signed_at < signed_at,
+                    and_(
+                        ProjectionRecord.signed_at == signed_at,
+                        ProjectionRecord.onboarding_id > onboarding_id,
+                    ),
+                )
+            )
+        stmt = stmt.order_by(
+            ProjectionRecord.signed_at.desc(), ProjectionRecord.onboarding_id
+        ).limit(limit + 1)
+        records = (await self._session.scalars(stmt)).all()
+        items = [_summary(r) for r in records[:limit]]
+        more = len(records) > limit
+        last = items[-1] if more else None
+        return ProjectionPage(
+            items=items,
+            next_cursor=_encode_cursor(last.signed_at, last.onboarding_id) if last else None,
+        )
+
+    async def all(self, filters: ProjectionFilter) -> builtins.list[OnboardingSummary]:
+        """Every matching projection (reports compute distributions over them)."""
+        stmt = (
+            select(ProjectionRecord)
+            .where(*_conditions(filters))
+            .order_by(ProjectionRecord.signed_at.desc(), ProjectionRecord.onboarding_id)
+        )
+        return [_summary(r) for r in (await self._session.scalars(stmt)).all()]
+
+    async def due(self, now: datetime, limit: int) -> builtins.list[str]:
+        """Onboardings whose next timer moment has come (uses the ``next_due_at`` index)."""
+        stmt = (
+            select(ProjectionRecord.onboarding_id)
+            .where(ProjectionRecord.next_due_at <= now)
+            .order_by(ProjectionRecord.next_due_at, ProjectionRecord.onboarding_id)
+            .limit(limit)
+        )
+        return list((await self._session.scalars(stmt)).all())
+
+    async def escalations(
+        self,
+        *,
+        open_only: bool = True,
+        level: int | None = None,
+        segment: str | None = None,
+        csm: str | None = None,
+        limit: int,
+        cursor: str | None = None,
+    ) -> EscalationPage:
+        """Escalations ordered by (``fired_at`` desc, onboarding, rule), keyset-paginated."""
+        e = EscalationRecord
+        stmt = select(e)
+        if open_only:
+            stmt = stmt.where(e.resolved_at.is_(None))
+        if level is not None:
+            stmt = stmt.where(e.level == level)
+        if segment is not None:
+            stmt = stmt.where(e.segment == segment)
+        if csm is not None:
+            stmt = stmt.where(e.csm == csm)
+        if cursor is not None:
+            fired_at, onboarding_id, rule_key = _decode_cursor(cursor, 3)
+            stmt = stmt.where(
+                or_(
+                    e.fired_at < fired_at,
+                    and_(
+                        e.fired_at == fired_at,
+                        or_(
+                            e.onboarding_id > onboarding_id,
+                            and_(e.onboarding_id == onboarding_id, e.rule_key > rule_key),
+                        ),
+                    ),
+                )
+            )
+        stmt = stmt.order_by(e.fired_at.desc(), e.onboarding_id, e.rule_key).limit(limit + 1)
+        records = (await self._session.scalars(stmt)).all()
+        items = [EscalationRow(**{k: getattr(r, k) for k in _ESCALATION_FIELDS}) for r in records]
+        page, more = items[:limit], len(items) > limit
+        last = page[-1] if more else None
+        return EscalationPage(
+            items=page,
+            next_cursor=(
+                _encode_cursor(last.fired_at, last.onboarding_id, last.rule_key) if last else None
+            ),
+        )
+
+
+def _summary(record: ProjectionRecord) -> OnboardingSummary:
+    return OnboardingSummary(**{k: getattr(record, k) for k in _SUMMARY_FIELDS})
+
+
+def _conditions(f: ProjectionFilter) -> Sequence[Any]:
+    p = ProjectionRecord
+    conditions: list[Any] = []
+    equal = [
+        (p.segment, f.segment),
+        (p.plan_key, f.plan_key),
+        (p.current_stage, f.stage),
+        (p.status, f.status),
+        (p.csm, f.csm),
+        (p.health_tier, f.tier),
+        (p.account_id, f.account_id),
+    ]
+    conditions.extend(column == value for column, value in equal if value is not None)
+    if isinstance(f.breach, str):
+        conditions.append(p.breach == f.breach)
+    elif f.breach is not None:
+        conditions.append(p.breach.in_(f.breach) if f.breach else false())
+    if f.at_risk is not None:
+        conditions.append(p.tasks_done_no_value == f.at_risk)
+    return conditions

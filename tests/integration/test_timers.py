@@ -1,0 +1,94 @@
+"""Timers re-evaluate due onboardings with an injected clock; escalations fire on their day."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import UTC, datetime, timedelta
+
+import orjson
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.milestones.manual import record_fact
+from services.milestones.timers import fire_due, run_timers
+from shared.bus import topics
+from shared.bus.memory import MemoryBus
+from shared.domain.facts import OnboardingRegistered
+from shared.domain.plan_loader import default_plans
+from shared.storage.projections import ProjectionRepository
+
+PLANS = default_plans()
+SIGNED = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # a Monday
+
+
+async def register(sessions: async_sessionmaker[AsyncSession], onboarding_id: str) -> datetime:
+    """Register a silent smb onboarding; returns its first due moment."""
+    registration = OnboardingRegistered(
+        f"registered:{onboarding_id}", onboarding_id, f"acct-{onboarding_id}", "smb", SIGNED
+    )
+    async with sessions() as session, session.begin():
+        recorded = await record_fact(session, PLANS, registration, SIGNED)
+    assert recorded.state.next_due_at is not None
+    return recorded.state.next_due_at
+
+
+async def next_due(sessions: async_sessionmaker[AsyncSession], onboarding_id: str) -> datetime:
+    async with sessions() as session:
+        summary = await ProjectionRepository(session).get(onboarding_id)
+    assert summary is not None and summary.next_due_at is not None
+    return summary.next_due_at
+
+
+async def test_nothing_fires_before_the_due_moment_and_everything_due_fires_after(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    due = await register(sessions, "onb-1")
+    await register(sessions, "onb-2")
+    bus = MemoryBus()
+    assert await fire_due(sessions, bus, PLANS, due - timedelta(seconds=1)) == 0
+    assert await fire_due(sessions, bus, PLANS, due) == 2
+    assert await next_due(sessions, "onb-1") > due
+    assert await fire_due(sessions, bus, PLANS, due) == 0
+
+
+async def test_stalled_setup_escalates_on_day_14_when_timers_walk_the_clock(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    now = await register(sessions, "onb-1")
+    bus = MemoryBus()
+    while now <= SIGNED + timedelta(days=15):
+        await fire_due(sessions, bus, PLANS, now)
+        now = await next_due(sessions, "onb-1")
+    opened = [orjson.loads(m.value) for m in bus.messages(topics.ESCALATIONS)]
+    late = [e for e in opened if e["rule_key"] == "technical_completion_late"]
+    assert len(late) == 1
+    assert late[0]["type"] == "EscalationOpened"
+    assert datetime.fromisoformat(late[0]["fired_at"]) == SIGNED + timedelta(days=14)
+    async with sessions() as session:
+        page = await ProjectionRepository(session).escalations(limit=10)
+    assert "technical_completion_late" in {e.rule_key for e in page.items}
+
+
+async def test_the_timer_loop_uses_the_injected_clock(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    due = await register(sessions, "onb-1")
+    clock = [due - timedelta(hours=1)]
+    bus = MemoryBus()
+    task = asyncio.create_task(
+        run_timers(sessions, bus, PLANS, interval_seconds=0.01, clock=lambda: clock[0])
+    )
+    try:
+        clock[0] = due + timedelta(minutes=1)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 10
+        while await next_due(sessions, "onb-1") == due:
+            assert loop.time() < deadline, "the timer loop never fired"
+            await asyncio.sleep(0.01)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    async with sessions() as session:
+        summary = await ProjectionRepository(session).get("onb-1")
+    assert summary is not None and summary.state["as_of"] == clock[0].isoformat()
