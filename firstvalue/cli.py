@@ -1,0 +1,187 @@
+"""The ``firstvalue`` command: the embedded all-in-one, each service alone, plans, demo data.
+
+Settings are read once here (``FIRSTVALUE_*``) and passed down; each command is a thin shell
+over the services and the core.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Coroutine
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import orjson
+import typer
+import uvicorn
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from firstvalue import demo_data, records
+from shared.config import Settings, load_settings
+from shared.domain.plan_loader import PlanError, load_plan_file
+
+app = typer.Typer(
+    name="firstvalue",
+    help="Onboarding is done when the customer has a result, not when your checklist is.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+plans_app = typer.Typer(help="Onboarding plans (YAML).", no_args_is_help=True)
+app.add_typer(plans_app, name="plans")
+console = Console()
+errors = Console(stderr=True)
+
+PortOption = Annotated[
+    int | None, typer.Option("--port", help="HTTP port (default FIRSTVALUE_API_PORT or 8000).")
+]
+
+
+def _settings(**overrides: Any) -> Settings:
+    try:
+        return load_settings(**{k: v for k, v in overrides.items() if v is not None})
+    except ValueError as exc:  # pydantic's ValidationError is a ValueError
+        errors.print(f"[red]Invalid settings:[/red] {exc}")
+        raise typer.Exit(2) from exc
+
+
+@app.command()
+def run(port: PortOption = None) -> None:
+    """Everything in one process: SQLite, in-memory bus, demo data, the API on 127.0.0.1."""
+    from firstvalue import embedded
+
+    embedded.run(_settings(api_port=port), console)
+
+
+@app.command()
+def migrate() -> None:
+    """Apply the database migrations to FIRSTVALUE_DATABASE_URL."""
+    from shared.storage import migrate_sync
+
+    settings = _settings()
+    migrate_sync(settings.database_url)
+    console.print("Database is at the latest migration.")
+
+
+@app.command()
+def api(port: PortOption = None) -> None:
+    """Serve the REST API and the HTTP ingest (needs Kafka for ingest)."""
+    from services.api.app import create_app
+
+    settings = _settings(api_port=port)
+    uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port)
+
+
+@app.command()
+def ingest() -> None:
+    """Consume analytics.events into facts (needs Kafka)."""
+    from firstvalue import standalone
+
+    _until_signal(standalone.ingest(_kafka_settings()))
+
+
+@app.command()
+def milestones() -> None:
+    """Consume onboarding.facts, project onboardings and fire SLA timers (needs Kafka)."""
+    from firstvalue import standalone
+
+    _until_signal(standalone.milestones(_kafka_settings()))
+
+
+@plans_app.command("check")
+def plans_check(
+    files: Annotated[list[Path], typer.Argument(help="Plan YAML files.", exists=False)],
+) -> None:
+    """Load and lint plans: OK per plan, or the file, line and reason it was refused."""
+    failed = False
+    for path in files:
+        try:
+            plan = load_plan_file(path)
+        except PlanError as exc:
+            errors.print(f"[red]FAIL[/red] {exc}", highlight=False, soft_wrap=True)
+            failed = True
+        except OSError as exc:
+            errors.print(f"[red]FAIL[/red] {path}: {exc.strerror or exc}", highlight=False)
+            failed = True
+        else:
+            console.print(f"[green]OK[/green]   {path}: plan '{plan.key}' v{plan.version} "
+                          f"({len(plan.stages)} stages, {len(plan.milestones)} milestones)",
+                          highlight=False, soft_wrap=True)
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command("demo-data")
+def demo_data_command(
+    out: Annotated[Path, typer.Option("--out", help="Folder for events.ndjson and facts.ndjson.")],
+    accounts: Annotated[int, typer.Option(min=1)] = demo_data.DEFAULT_ACCOUNTS,
+    seed: int = demo_data.DEFAULT_SEED,
+    days: Annotated[int, typer.Option(min=7, help="Days of history.")] = demo_data.DEFAULT_DAYS,
+    now: Annotated[
+        str | None, typer.Option(help="End of the history, ISO-8601 (default: now).")
+    ] = None,
+) -> None:
+    """Write a realistic synthetic history: Segment messages and manual facts, as NDJSON."""
+    from services.api.app import configured_plans
+
+    settings = _settings()
+    end = _moment(now) if now else datetime.now(UTC)
+    out.mkdir(parents=True, exist_ok=True)
+    with _progress() as progress:
+        task = progress.add_task("Generating accounts", total=accounts)
+        history = demo_data.generate(
+            configured_plans(settings), end, accounts=accounts, seed=seed, days=days,
+            on_account=lambda: progress.advance(task),
+        )
+        written = progress.add_task("Writing events.ndjson", total=len(history.messages))
+        with (out / "events.ndjson").open("wb") as f:
+            for i, message in enumerate(history.messages, 1):
+                f.write(orjson.dumps(message) + b"\n")
+                if i % 5000 == 0 or i == len(history.messages):
+                    progress.update(written, completed=i)
+        with (out / "facts.ndjson").open("wb") as f:
+            for fact in history.facts:
+                f.write(orjson.dumps(records.to_record(fact)) + b"\n")
+    console.print(f"{len(history.accounts)} accounts, {len(history.messages)} messages, "
+                  f"{len(history.facts)} manual facts up to {history.now.isoformat()} → {out}/")
+
+
+def _moment(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise typer.BadParameter(f"not an ISO-8601 moment: {text!r}") from exc
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _kafka_settings() -> Settings:
+    settings = _settings()
+    if not settings.kafka_bootstrap_servers:
+        errors.print("This service runs alone only with Kafka: set "
+                     "FIRSTVALUE_KAFKA_BOOTSTRAP_SERVERS (or use `firstvalue run`).")
+        raise typer.Exit(2)
+    return settings
+
+
+def _until_signal(main: Coroutine[Any, Any, None]) -> None:
+    """Run ``main`` until it ends or SIGINT/SIGTERM cancels it (a clean stop, exit 0)."""
+
+    async def supervise() -> None:
+        task = asyncio.ensure_future(main)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, task.cancel)
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    asyncio.run(supervise())
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description:<24}"), BarColumn(), MofNCompleteColumn(),
+        TimeElapsedColumn(), console=console,
+    )

@@ -1,0 +1,331 @@
+"""``firstvalue run``: the whole system in one process, with demo data, serving the API.
+
+SQLite (by default) and an in-memory bus; the ingest and milestones consumers and the timer
+loop run as asyncio tasks beside uvicorn — the same code paths as production, so the demo
+history goes in exactly as real traffic would: messages published to ``analytics.events``,
+manual facts through ``record_fact``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import os
+import secrets
+import signal
+import socket
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+import uvicorn
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from firstvalue import demo_data
+from services.api.app import configured_plans, create_app
+from services.ingest.consumer import IngestOptions, run_ingest
+from services.ingest.normalize import partition_key
+from services.milestones.consumer import run_milestones
+from services.milestones.manual import record_fact
+from services.milestones.publisher import relay_outbox
+from services.milestones.timers import run_timers
+from shared.bus import topics
+from shared.bus.memory import MemoryBus
+from shared.config import Settings
+from shared.domain.plans import Plan
+from shared.storage import migrate
+from shared.storage.api_keys import ApiKeyRepository
+from shared.storage.engine import create_engine, create_sessionmaker
+from shared.storage.onboardings import OnboardingRepository
+from shared.storage.projections import ProjectionFilter, ProjectionRepository
+
+DEMO_KEY_FILE = Path(".firstvalue-demo-key")
+DEMO_KEY_NAME = "demo"
+PUBLISH_CHUNK = 2000
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@dataclass
+class Pipeline:
+    """The consumers and timers running in this process."""
+
+    settings: Settings
+    bus: MemoryBus
+    sessionmaker: async_sessionmaker[AsyncSession]
+    plans: Mapping[str, Plan]
+    tasks: list[asyncio.Task[None]]
+
+    async def drained(self) -> bool:
+        """Everything published has been ingested and projected."""
+        return (
+            await self.bus.lag(topics.EVENTS, "ingest") == 0
+            and await self.bus.lag(topics.FACTS, "milestones") == 0
+        )
+
+    async def first_failure(self) -> BaseException | None:
+        """Wait until a consumer or the timer loop stops by itself; return why."""
+        done, _ = await asyncio.wait(self.tasks, return_when=asyncio.FIRST_COMPLETED)
+        task = done.pop()
+        return None if task.cancelled() else task.exception()
+
+    def check(self) -> None:
+        """Fail loudly if a consumer died instead of waiting forever for it."""
+        for task in self.tasks:
+            if task.done() and not task.cancelled() and task.exception() is not None:
+                raise RuntimeError(f"{task.get_name()} stopped") from task.exception()
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: ``run`` owns Ctrl-C for the whole process."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def run(settings: Settings, console: Console | None = None) -> None:
+    """Run until Ctrl-C (SIGINT) or SIGTERM, then shut everything down cleanly."""
+    asyncio.run(_main(settings, console or Console()))
+
+
+async def _main(settings: Settings, console: Console) -> None:
+    started = time.perf_counter()
+    # Bind first: a busy port fails in a second, not after the demo data has loaded.
+    sock = _bind(settings.api_host, settings.api_port)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in _SIGNALS:
+        loop.add_signal_handler(sig, stop.set)
+    failed: BaseException | None = None
+    try:
+        console.print("Migrating the database and starting the pipeline…")
+        async with start_pipeline(settings) as pipeline:
+            if not await _until(stop, _load_demo_if_empty(pipeline, console)):
+                console.print(
+                    "[yellow]Stopped while loading the demo data: the database holds part of "
+                    "it. Delete it to load the demo afresh next time.[/yellow]"
+                )
+                return
+            watchdog = asyncio.create_task(pipeline.first_failure(), name="watchdog")
+            watchdog.add_done_callback(lambda _: stop.set())
+            await _serve(settings, pipeline, sock, stop, console, started)
+            failed = watchdog.result() if watchdog.done() else None
+            watchdog.cancel()
+    finally:
+        for sig in _SIGNALS:
+            loop.remove_signal_handler(sig)
+        sock.close()
+    if failed is not None:
+        console.print(f"[red]firstvalue stopped: a consumer failed: {failed!r}[/red]")
+        raise SystemExit(1)
+    console.print("[dim]firstvalue stopped.[/dim]")
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise SystemExit(f"firstvalue: cannot listen on {host}:{port}: {exc.strerror}") from exc
+    return sock
+
+
+async def _serve(
+    settings: Settings,
+    pipeline: Pipeline,
+    sock: socket.socket,
+    stop: asyncio.Event,
+    console: Console,
+    started: float,
+) -> None:
+    key = await _demo_key(pipeline.sessionmaker)
+    example = await _example_account(pipeline.sessionmaker)
+    app = create_app(
+        settings, plans=pipeline.plans, sessionmaker=pipeline.sessionmaker, bus=pipeline.bus
+    )
+    server = _Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    serving = asyncio.create_task(server.serve(sockets=[sock]), name="api")
+    while not server.started and not serving.done() and not stop.is_set():
+        await asyncio.wait({serving}, timeout=0.05)
+    if server.started:
+        _banner(console, settings, key, example, time.perf_counter() - started)
+        await _until(stop, asyncio.shield(serving))
+    server.should_exit = True
+    await serving
+
+
+async def _until(stop: asyncio.Event, work: Awaitable[object]) -> bool:
+    """Await ``work`` unless ``stop`` is set first (then cancel it); True if it finished."""
+    task = asyncio.ensure_future(work)
+    stopper = asyncio.create_task(stop.wait())
+    done, _ = await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    stopper.cancel()
+    if task in done:
+        task.result()
+        return True
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    return False
+
+
+@contextlib.asynccontextmanager
+async def start_pipeline(
+    settings: Settings, plans: Mapping[str, Plan] | None = None
+) -> AsyncIterator[Pipeline]:
+    """Migrate, then start the bus, consumers and timers; stop them all on the way out."""
+    await migrate(settings.database_url)
+    plans = plans if plans is not None else configured_plans(settings)
+    engine = create_engine(settings.database_url, application_name="firstvalue-embedded")
+    sessionmaker = create_sessionmaker(engine)
+    bus = MemoryBus()
+    await bus.start()
+    tasks = [
+        asyncio.create_task(
+            run_ingest(bus, sessionmaker, IngestOptions.from_settings(settings, plans)),
+            name="ingest",
+        ),
+        asyncio.create_task(run_milestones(bus, sessionmaker, plans), name="milestones"),
+        asyncio.create_task(
+            run_timers(sessionmaker, bus, plans, interval_seconds=settings.timer_interval_seconds),
+            name="timers",
+        ),
+    ]
+    try:
+        yield Pipeline(settings, bus, sessionmaker, plans, tasks)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await bus.stop()
+        await engine.dispose()
+
+
+async def _load_demo_if_empty(pipeline: Pipeline, console: Console) -> None:
+    async with pipeline.sessionmaker() as session:
+        if await OnboardingRepository(session).ids(after=None, limit=1):
+            console.print("Database already holds onboardings: no demo data loaded.")
+            return
+    with _progress(console) as progress:
+        task = progress.add_task("Generating demo history", total=demo_data.DEFAULT_ACCOUNTS)
+        history = await asyncio.to_thread(
+            demo_data.generate,
+            pipeline.plans,
+            datetime.now(UTC),
+            on_account=lambda: progress.advance(task),
+        )
+        await load_history(pipeline, history, progress)
+
+
+async def load_history(
+    pipeline: Pipeline, history: demo_data.DemoHistory, progress: Progress | None = None
+) -> None:
+    """Load a generated history through the real path; return once it is all projected."""
+    await _publish(pipeline, history, progress or Progress(disable=True))
+    await _record_facts(pipeline, history, progress or Progress(disable=True))
+
+
+async def _publish(
+    pipeline: Pipeline, history: demo_data.DemoHistory, progress: Progress
+) -> None:
+    """Send every message through ``analytics.events`` and wait until it is projected."""
+    total = len(history.messages)
+    account_property = pipeline.settings.account_property
+    # One account's messages together, in time order, as a keyed partition would hold them:
+    # each projection then sees an account's history in a few batches, not in hundreds.
+    keyed = sorted(
+        ((partition_key(m, account_property), orjson.dumps(m)) for m in history.messages),
+        key=lambda item: item[0] or "",
+    )
+    task = progress.add_task("Ingesting events", total=total)
+    for start in range(0, total, PUBLISH_CHUNK):
+        await pipeline.bus.publish_many(topics.EVENTS, keyed[start : start + PUBLISH_CHUNK])
+        await asyncio.sleep(0)  # let the consumers take their share of the loop
+    await _wait_drained(pipeline, lambda backlog: progress.update(task, completed=total - backlog))
+
+
+async def _record_facts(
+    pipeline: Pipeline, history: demo_data.DemoHistory, progress: Progress
+) -> None:
+    """Manual facts (sponsor confirmations, pauses, amendments) go in as the API would."""
+    task = progress.add_task("Recording manual evidence", total=len(history.facts))
+    for fact in history.facts:
+        async with pipeline.sessionmaker() as session, session.begin():
+            await record_fact(session, pipeline.plans, fact, datetime.now(UTC))
+        progress.advance(task)
+    await relay_outbox(pipeline.sessionmaker, pipeline.bus)
+    await _wait_drained(pipeline)
+
+
+async def _wait_drained(
+    pipeline: Pipeline, on_backlog: Callable[[int], object] | None = None
+) -> None:
+    """Poll until the consumers have caught up (they run on this loop, so polling is cheap)."""
+    while True:
+        pipeline.check()
+        backlog = await pipeline.bus.lag(topics.EVENTS, "ingest")
+        if on_backlog is not None:
+            on_backlog(backlog)
+        if backlog == 0 and await pipeline.drained():
+            return
+        await asyncio.sleep(0.1)
+
+
+async def _demo_key(sessionmaker: async_sessionmaker[AsyncSession]) -> str:
+    """A read+write demo key, kept in ``.firstvalue-demo-key`` (the table holds only its hash)."""
+    key = DEMO_KEY_FILE.read_text().strip() if DEMO_KEY_FILE.exists() else ""
+    if not key:
+        key = "fv_demo_" + secrets.token_urlsafe(24)
+        DEMO_KEY_FILE.write_text(key + "\n")
+        os.chmod(DEMO_KEY_FILE, 0o600)
+    async with sessionmaker() as session, session.begin():
+        await ApiKeyRepository(session).ensure(
+            DEMO_KEY_NAME, ("read", "write"), key, datetime.now(UTC)
+        )
+    return key
+
+
+async def _example_account(sessionmaker: async_sessionmaker[AsyncSession]) -> str | None:
+    """A "tasks done but no value" onboarding to show off: a breached one if there is one."""
+    async with sessionmaker() as session:
+        projections = ProjectionRepository(session)
+        for breach in ("severe", None):
+            filters = ProjectionFilter(at_risk=True, breach=breach)
+            page = await projections.list(filters, limit=1)
+            if page.items:
+                return page.items[0].onboarding_id
+    return None
+
+
+def _progress(console: Console) -> Progress:
+    return Progress(
+        TextColumn("{task.description:<28}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    )
+
+
+def _banner(
+    console: Console, settings: Settings, key: str, example: str | None, elapsed: float
+) -> None:
+    url = f"http://{settings.api_host}:{settings.api_port}"
+    auth = f'-H "Authorization: Bearer {key}"'
+    say = functools.partial(console.print, soft_wrap=True, highlight=False)
+    say(f"\n[bold green]firstvalue is serving on {url}[/] (ready in {elapsed:.1f} s)")
+    say(f"Demo API key (read+write, kept in {DEMO_KEY_FILE}): [bold]{key}[/]\n")
+    say("Onboardings, newest first (filters: segment, stage, status, csm, breach, at_risk, …):")
+    say(f"  curl {auth} '{url}/v1/onboardings?limit=5'")
+    if example:
+        say("One that looks done but isn't: every task complete, no first value yet:")
+        say(f"  curl {auth} '{url}/v1/onboardings/{example}'")
+    say(f"\nOpenAPI: {url}/docs · metrics: {url}/metrics · Ctrl-C stops.")

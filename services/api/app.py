@@ -1,0 +1,83 @@
+"""The API's composition root: ``create_app(settings)`` wires routes, auth, errors, metrics.
+
+Engine and bus are made once in the lifespan and released at shutdown; the embedded runner
+passes its own sessionmaker and in-memory bus instead, so one process shares them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AsyncExitStack, asynccontextmanager
+from datetime import UTC, datetime
+
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.api import errors, metrics
+from services.api.dependencies import Runtime
+from services.api.routes import health, onboardings, segment
+from shared.bus.bus import Bus
+from shared.bus.factory import create_bus
+from shared.config import Settings
+from shared.domain.plan_loader import default_plans, load_plans
+from shared.domain.plans import Plan
+from shared.storage.api_keys import ApiKeyRepository
+from shared.storage.engine import create_engine, create_sessionmaker
+
+
+def configured_plans(settings: Settings) -> dict[str, Plan]:
+    """The plans in ``settings.plans`` (a file or folder), else the packaged defaults."""
+    return load_plans([settings.plans]) if settings.plans else default_plans()
+
+
+def create_app(
+    settings: Settings,
+    *,
+    plans: Mapping[str, Plan] | None = None,
+    sessionmaker: async_sessionmaker[AsyncSession] | None = None,
+    bus: Bus | None = None,
+) -> FastAPI:
+    """Build the API. Resources not passed in are created (and disposed) by the lifespan."""
+    loaded = dict(plans) if plans is not None else configured_plans(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with AsyncExitStack() as stack:
+            makers = sessionmaker
+            if makers is None:
+                engine = create_engine(settings.database_url, application_name="firstvalue-api")
+                stack.push_async_callback(engine.dispose)
+                makers = create_sessionmaker(engine)
+            app_bus = bus
+            if app_bus is None and settings.kafka_bootstrap_servers:
+                app_bus = create_bus(settings)
+                await app_bus.start()
+                stack.push_async_callback(app_bus.stop)
+            await _bootstrap_keys(settings, makers)
+            app.state.runtime = Runtime(settings, loaded, makers, app_bus)
+            yield
+
+    app = FastAPI(
+        title="firstvalue",
+        summary="Onboarding is done when the customer has a result, not when your checklist is.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    errors.install(app)
+    app.middleware("http")(metrics.record)
+    app.include_router(onboardings.router)
+    app.include_router(segment.router)
+    app.include_router(health.router)
+    return app
+
+
+async def _bootstrap_keys(
+    settings: Settings, makers: async_sessionmaker[AsyncSession]
+) -> None:
+    """Keys given in ``FIRSTVALUE_API_KEYS`` exist (hashed) before the first request."""
+    if not settings.api_keys:
+        return
+    async with makers() as session, session.begin():
+        keys = ApiKeyRepository(session)
+        for spec in settings.api_keys:
+            await keys.ensure(spec.name, spec.scopes, spec.key, datetime.now(UTC))

@@ -1,0 +1,45 @@
+"""Request-scoped dependencies: the per-request session (the request owns the transaction)
+and the process-wide resources the lifespan created."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from shared.bus.bus import Bus
+from shared.config import Settings
+from shared.domain.plans import Plan
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """What the lifespan builds once per process and every request shares."""
+
+    settings: Settings
+    plans: Mapping[str, Plan]
+    sessionmaker: async_sessionmaker[AsyncSession]
+    bus: Bus | None  # None: this API does not accept HTTP ingest (no bus to publish to)
+
+
+def runtime(request: Request) -> Runtime:
+    state: Runtime = request.app.state.runtime
+    return state
+
+
+async def session(request: Request) -> AsyncIterator[AsyncSession]:
+    """One session per request: commit when the route succeeds, roll back when it raises."""
+    async with runtime(request).sessionmaker() as db:
+        try:
+            yield db
+        except BaseException:
+            await db.rollback()
+            raise
+        await db.commit()
+
+
+RuntimeDep = Annotated[Runtime, Depends(runtime)]
+SessionDep = Annotated[AsyncSession, Depends(session, scope="function")]

@@ -1,0 +1,109 @@
+"""Read side of onboardings: the filtered, paginated list and one onboarding's detail."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+
+from services.api.auth import ReadKey
+from services.api.dependencies import RuntimeDep, SessionDep
+from services.api.errors import ApiError
+from services.api.schemas import OnboardingDetail, OnboardingPage, detail, item
+from shared.domain.evaluate import evaluate
+from shared.domain.plans import Plan
+from shared.storage.onboardings import OnboardingRepository
+from shared.storage.projections import InvalidCursor, ProjectionFilter, ProjectionRepository
+
+router = APIRouter(prefix="/v1/onboardings", tags=["onboardings"])
+
+
+@router.get("", response_model=OnboardingPage)
+async def list_onboardings(
+    runtime: RuntimeDep,
+    session: SessionDep,
+    _key: ReadKey,
+    segment: str | None = None,
+    plan: str | None = None,
+    stage: str | None = None,
+    status: Literal["onboarding", "onboarded", "paused"] | None = None,
+    csm: str | None = None,
+    breach: Literal["none", "breach", "severe"] | None = None,
+    tier: Literal["healthy", "at_risk", "critical"] | None = None,
+    at_risk: Annotated[
+        bool | None, Query(description="only onboardings whose tasks are done but not value")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+) -> OnboardingPage:
+    plans = runtime.plans.values()
+    _known("segment", segment, {p.segment for p in plans})
+    _known("plan", plan, {p.key for p in plans})
+    _known("stage", stage, {s.key for p in plans for s in p.stages})
+    filters = ProjectionFilter(
+        segment=segment,
+        plan_key=plan,
+        stage=stage,
+        status=status,
+        csm=csm,
+        breach=breach,
+        tier=tier,
+        at_risk=at_risk,
+    )
+    try:
+        page = await ProjectionRepository(session).list(filters, limit=limit, cursor=cursor)
+    except InvalidCursor as exc:
+        raise ApiError(400, "invalid_cursor", f"cursor is not valid: {exc}") from exc
+    return OnboardingPage(items=[item(s) for s in page.items], next_cursor=page.next_cursor)
+
+
+@router.get("/{onboarding_id}", response_model=OnboardingDetail)
+async def get_onboarding(
+    onboarding_id: str,
+    runtime: RuntimeDep,
+    session: SessionDep,
+    _key: ReadKey,
+    as_of: Annotated[
+        datetime | None,
+        Query(description="ISO-8601 moment (UTC if no offset): evaluate the facts up to then"),
+    ] = None,
+) -> OnboardingDetail:
+    if as_of is None:
+        state = await ProjectionRepository(session).state(onboarding_id)
+        if state is None:
+            raise _not_found(onboarding_id)
+        return detail(state, runtime.plans.get(state.plan_key))
+    # ISO-8601 without an offset is read as UTC, the API's only time zone.
+    moment = as_of.replace(tzinfo=UTC) if as_of.tzinfo is None else as_of.astimezone(UTC)
+    loaded = await OnboardingRepository(session).facts_for(onboarding_id, as_of=moment)
+    if loaded is None:
+        raise _not_found(onboarding_id)
+    registration, facts = loaded
+    if registration.at > moment:
+        raise ApiError(
+            404,
+            "not_found",
+            f"onboarding '{onboarding_id}' did not exist yet at {moment.isoformat()} "
+            f"(contract signed {registration.at.isoformat()})",
+        )
+    plan = _plan(runtime.plans, registration.plan_key)
+    return detail(evaluate(plan, registration, facts, moment), plan)
+
+
+def _known(name: str, value: str | None, known: set[str]) -> None:
+    if value is not None and value not in known:
+        choices = ", ".join(sorted(known))
+        raise ApiError(422, "invalid_request", f"unknown {name} '{value}' (known: {choices})")
+
+
+def _plan(plans: Mapping[str, Plan], key: str) -> Plan:
+    plan = plans.get(key)
+    if plan is None:
+        raise ApiError(409, "unknown_plan", f"plan '{key}' is not configured on this server")
+    return plan
+
+
+def _not_found(onboarding_id: str) -> ApiError:
+    return ApiError(404, "not_found", f"no onboarding '{onboarding_id}'")

@@ -1,0 +1,167 @@
+"""Segment-compatible HTTP ingest, end to end: a message posted to /v1/batch or /v1/track
+moves a milestone (bus → ingest → milestones → API); bad input gets Segment's 400 shape."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import gzip
+import time
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import pytest_asyncio
+
+from services.ingest.registration import onboarding_id_for
+from shared.domain.plan_loader import default_plans
+
+from .stack import BACKENDS, Stack, api_stack, fresh_database
+
+pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
+
+WRITE_KEY = "wk_e2e_test"
+PLAN = default_plans()["smb"]
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module", params=BACKENDS)
+async def stack(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Stack]:
+    directory: Path = tmp_path_factory.mktemp("segment")
+    async with (
+        fresh_database(request.param, directory) as url,
+        api_stack(url, segment_write_keys=WRITE_KEY, timer_interval_seconds=3600) as running,
+    ):
+        yield running
+
+
+def _basic(key: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{key}:".encode()).decode()}
+
+
+def _milestone_for(event: str) -> str:
+    return next(m.key for m in PLAN.milestones if m.rule and event in m.rule.events)
+
+
+def _message(kind: str, user: str, minutes_ago: float = 5, **fields: Any) -> dict[str, Any]:
+    return {
+        "type": kind,
+        "userId": user,
+        "messageId": str(uuid.uuid4()),
+        "timestamp": (datetime.now(UTC) - timedelta(minutes=minutes_ago)).isoformat(),
+        **fields,
+    }
+
+
+def _signup(account: str, user: str) -> list[dict[str, Any]]:
+    return [
+        _message("identify", user, traits={"name": "Ada Park", "email": "ada@park.example"}),
+        _message("group", user, groupId=account, traits={"name": "Park Industries"}),
+        _message("track", user, event="Contract Signed", properties={
+            "plan": "smb", "csm": "Avery Chen", "champion_user_id": user,
+            "licensed_seats": 10, "account_name": "Park Industries",
+        }),
+    ]
+
+
+async def _milestone(stack: Stack, onboarding_id: str, key: str, deadline: float = 30) -> dict:
+    """Poll the API until the milestone completes (the consumers run on this loop)."""
+    until = time.monotonic() + deadline
+    last: Any = None
+    while time.monotonic() < until:
+        response = await stack.client.get(f"/v1/onboardings/{onboarding_id}", headers=stack.auth())
+        if response.status_code == 200:
+            last = next(m for m in response.json()["milestones"] if m["key"] == key)
+            if last["progress"] == "complete":
+                return last
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{key} of {onboarding_id} did not complete in {deadline}s: {last}")
+
+
+async def test_batch_with_basic_write_key_moves_a_milestone_end_to_end(stack: Stack) -> None:
+    account, user = f"acct_{uuid.uuid4().hex[:8]}", f"user_{uuid.uuid4().hex[:8]}"
+    kickoff = _message("track", user, 1, event="Kickoff Call Completed", properties={})
+    response = await stack.client.post(
+        "/v1/batch",
+        json={"batch": [*_signup(account, user), kickoff], "sentAt": datetime.now(UTC).isoformat()},
+        headers=_basic(WRITE_KEY),
+    )
+    assert response.status_code == 200
+    assert response.json() == {"success": True}
+    done = await _milestone(
+        stack, onboarding_id_for(account, "smb"), _milestone_for("Kickoff Call Completed")
+    )
+    assert kickoff["messageId"] in done["evidence"]["event_ids"]
+
+
+async def test_single_track_with_body_write_key_and_gzip_is_accepted(stack: Stack) -> None:
+    account, user = f"acct_{uuid.uuid4().hex[:8]}", f"user_{uuid.uuid4().hex[:8]}"
+    signup = await stack.client.post(
+        "/v1/batch", json={"batch": _signup(account, user), "writeKey": WRITE_KEY}
+    )
+    assert signup.status_code == 200, signup.text
+    track = _message("track", user, 1, event="Success Criteria Agreed", properties={},
+                     writeKey=WRITE_KEY)
+    track.pop("type")  # the endpoint says what it is
+    response = await stack.client.post(
+        "/v1/track",
+        content=gzip.compress(orjson.dumps(track)),
+        headers={"Content-Encoding": "gzip", "Content-Type": "application/json"},
+    )
+    assert response.status_code == 200, response.text
+    done = await _milestone(
+        stack, onboarding_id_for(account, "smb"), _milestone_for("Success Criteria Agreed")
+    )
+    assert track["messageId"] in done["evidence"]["event_ids"]
+
+
+@pytest.mark.parametrize(
+    "path", ["/v1/batch", "/v1/track", "/v1/identify", "/v1/group", "/v1/page"]
+)
+async def test_invalid_json_is_400_in_segments_shape(stack: Stack, path: str) -> None:
+    response = await stack.client.post(path, content=b"{not json", headers=_basic(WRITE_KEY))
+    assert response.status_code == 400
+    body = response.json()
+    assert body["code"] == "invalid_request" and "JSON" in body["message"]
+
+
+async def test_message_over_32_kb_is_400(stack: Stack) -> None:
+    big = _message("track", "u1", event="Page Viewed", properties={"blob": "x" * 33_000})
+    for path, payload in (("/v1/track", big), ("/v1/batch", {"batch": [big]})):
+        response = await stack.client.post(path, json=payload, headers=_basic(WRITE_KEY))
+        assert response.status_code == 400, path
+        assert response.json()["code"] == "invalid_request"
+
+
+async def test_batch_over_500_kb_is_400(stack: Stack) -> None:
+    items = [
+        _message("track", "u1", event="Page Viewed", properties={"blob": "x" * 20_000})
+        for _ in range(30)
+    ]
+    response = await stack.client.post(
+        "/v1/batch", json={"batch": items}, headers=_basic(WRITE_KEY)
+    )
+    assert response.status_code == 400
+    assert "500 KB" in response.json()["message"]
+
+
+async def test_unknown_write_key_is_refused(stack: Stack) -> None:
+    response = await stack.client.post(
+        "/v1/batch", json={"batch": [_message("track", "u1", event="Page Viewed")]},
+        headers=_basic("wk_wrong"),
+    )
+    assert response.status_code == 401
+    assert response.json()["code"] == "unauthorized"
+
+
+async def test_batch_must_hold_a_list_of_messages(stack: Stack) -> None:
+    response = await stack.client.post(
+        "/v1/batch", json={"batch": "nope"}, headers=_basic(WRITE_KEY)
+    )
+    assert response.status_code == 400
+    assert response.json()["code"] == "invalid_request"
