@@ -6,27 +6,33 @@ SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 STAMP := $(VENV)/.installed
+DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: venv run test lint typecheck migrate stack bench services-up services-down clean
+.PHONY: venv dev-venv run test lint typecheck migrate stack bench services-up services-down clean
 
 venv: $(STAMP)
+dev-venv: $(DEV_STAMP)
 
-# Re-installs only when pyproject.toml is newer than the stamp.
+# Re-install only when pyproject.toml is newer than the stamp. `make run` needs the runtime
+# dependencies only (a faster first start); tests and tools add the dev extra.
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/python -m pip install -q -e '.[dev]' && touch $(STAMP)
+	$(VENV)/bin/python -m pip install -q -e . && touch $(STAMP)
+
+$(DEV_STAMP): $(STAMP)
+	$(VENV)/bin/python -m pip install -q -e '.[dev]' && touch $(DEV_STAMP)
 
 run: venv
 	$(VENV)/bin/firstvalue run
 
-test: venv
+test: dev-venv
 	bash deploy/local/test.sh
 
-lint: venv
+lint: dev-venv
 	$(VENV)/bin/ruff check .
 
 # Informative: reports type errors without failing the build.
-typecheck: venv
+typecheck: dev-venv
 	-$(VENV)/bin/mypy shared services firstvalue
 
 migrate: venv
@@ -36,7 +42,7 @@ stack: venv
 	bash deploy/local/stack.sh
 
 # Runs every bench/*.py against fresh servers (FIRSTVALUE_TEST_* variables set).
-bench: venv
+bench: dev-venv
 	bash deploy/local/with-servers.sh bash -c 'set -e; shopt -s nullglob; for f in bench/*.py; do echo "== $$f"; $(VENV)/bin/python "$$f"; done'
 
 # PostgreSQL + Kafka alone in .cache/services, for running services or tests by hand:
