@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.api import errors, metrics
 from services.api.dependencies import Runtime
-from services.api.routes import health, onboardings, segment
+from services.api.routes import health, mixpanel, onboardings, segment
 from shared.bus.bus import Bus
 from shared.bus.factory import create_bus
 from shared.config import Settings
@@ -67,6 +67,7 @@ def create_app(
     app.middleware("http")(metrics.record)
     app.include_router(onboardings.router)
     app.include_router(segment.router)
+    app.include_router(mixpanel.router)
     app.include_router(health.router)
     return app
 

@@ -50,20 +50,26 @@ def _observed(event: NormalizedEvent | UnattributedEvent, account_id: str) -> Ev
     )
 
 
-async def _apply_links(
+async def _links(
     identities: IdentityRepository, events: Sequence[NormalizedEvent], account_property: str
-) -> dict[str, str]:
-    linked: dict[str, str] = {}
+) -> dict[str, tuple[str, datetime]]:
+    """The batch's identity statements in event-time order → user → (account, time), the
+    latest per user (an alias takes its previous id's account as linked so far)."""
+    aliased = {
+        e.previous_id
+        for e in events
+        if e.type == "alias" and e.previous_id and link_of(e, account_property) is None
+    }
+    stored = await identities.accounts_of(aliased) if aliased else {}
+    linked: dict[str, tuple[str, datetime]] = {}
     for event in sorted(events, key=lambda e: e.at):
         link = link_of(event, account_property)
         if link is None and event.type == "alias" and event.previous_id:
-            known = linked.get(event.previous_id) or (
-                await identities.accounts_of([event.previous_id])
-            ).get(event.previous_id)
+            previous = linked.get(event.previous_id)
+            known = previous[0] if previous else stored.get(event.previous_id)
             link = (event.user_id, known) if known else None
         if link is not None:
-            await identities.link(*link, event.at)
-            linked[link[0]] = link[1]
+            linked[link[0]] = (link[1], event.at)
     return linked
 
 
@@ -75,17 +81,22 @@ async def store_events(
     account_property: str,
     recorded_at: datetime,
 ) -> Stored:
-    """Apply a batch of normalised events; only flushes (the caller commits)."""
+    """Apply a batch of normalised events; only flushes (the caller commits).
+
+    A fixed number of statements per batch, whatever its size: identities (one read, one
+    sorted link-and-lock), parked events taken and added, events inserted per source.
+    """
     identities = IdentityRepository(session)
     stored = Stored()
-    linked = await _apply_links(identities, events, account_property)
+    links = await _links(identities, events, account_property)
 
     usage = [e for e in events if e.type in USAGE_TYPES]
     named = {e.id: account_named_by(e, account_property) for e in usage}
-    users = {e.user_id for e in usage if not named[e.id]}
-    accounts = await identities.accounts_of(users)
-    if unknown := users - accounts.keys():
-        accounts.update({u: a for u, a in (await identities.claim(unknown)).items() if a})
+    users = {e.user_id for e in usage if not named[e.id]} - links.keys()
+    accounts: dict[str, str | None] = dict(await identities.accounts_of(users))
+    unknown = users - accounts.keys()
+    if links or unknown:
+        accounts.update(await identities.link_and_claim(links, claim=unknown))
 
     attributed: list[tuple[EventObserved, str]] = []
     parked: list[UnattributedEvent] = []
@@ -97,13 +108,15 @@ async def store_events(
             parked.append(
                 UnattributedEvent(e.id, e.user_id, e.name or "", e.at, e.properties, e.source)
             )
-    for user, account in linked.items():
-        for waiting in await identities.take_pending(user):
-            attributed.append((_observed(waiting, account), waiting.source))
+    if links:
+        for user, waiting in (await identities.take_pending_of(links)).items():
+            account = accounts.get(user) or links[user][0]
+            attributed.extend((_observed(w, account), w.source) for w in waiting)
 
-    new_parked = await identities.add_pending(parked, recorded_at)
-    stored.pending = len(new_parked)
-    stored.duplicates += len(parked) - len(new_parked)
+    if parked:
+        new_parked = await identities.add_pending(parked, recorded_at)
+        stored.pending = len(new_parked)
+        stored.duplicates += len(parked) - len(new_parked)
 
     by_source: dict[str, list[EventObserved]] = defaultdict(list)
     for observed, source in attributed:
@@ -114,8 +127,9 @@ async def store_events(
         stored.accepted += len(new_ids)
         stored.duplicates += len(batch) - len(new_ids)
 
-    for account in linked.values():
-        stored.touched.setdefault(account, [])
+    for user in links:
+        if account := accounts.get(user):
+            stored.touched.setdefault(account, [])
     for observed, _ in attributed:
         stored.touched.setdefault(observed.account_id, []).append(observed.id)
     await _register(session, attributed, plan_keys, recorded_at, stored)

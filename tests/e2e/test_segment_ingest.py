@@ -18,6 +18,7 @@ import pytest
 import pytest_asyncio
 
 from services.ingest.registration import onboarding_id_for
+from shared.bus import topics
 from shared.domain.plan_loader import default_plans
 
 from .stack import BACKENDS, Stack, api_stack, fresh_database
@@ -165,3 +166,30 @@ async def test_batch_must_hold_a_list_of_messages(stack: Stack) -> None:
     )
     assert response.status_code == 400
     assert response.json()["code"] == "invalid_request"
+
+
+async def test_screen_and_alias_are_accepted_and_a_non_object_item_is_dead_lettered(
+    stack: Stack,
+) -> None:
+    user = f"user_{uuid.uuid4().hex[:8]}"
+    for path, body in (
+        ("/v1/screen", {"userId": user, "name": "Welcome"}),
+        ("/v1/alias", {"userId": user, "previousId": f"anon_{user}"}),
+        ("/v1/batch", {"batch": [f"not a message {user}", _message("track", user, event="A")]}),
+    ):
+        response = await stack.client.post(path, json=body, headers=_basic(WRITE_KEY))
+        assert (response.status_code, response.json()) == (200, {"success": True}), path
+    until = time.monotonic() + 20
+    while not await stack.pipeline.drained():
+        assert time.monotonic() < until, "the pipeline did not catch up"
+        await asyncio.sleep(0.02)
+    letters = [orjson.loads(m.value) for m in stack.pipeline.bus.messages(topics.EVENTS_DLQ)]
+    [letter] = [d for d in letters if user in d["original"]]
+    assert (letter["reason"], letter["original"]) == ("not_an_object", f'"not a message {user}"')
+
+
+async def test_json_nested_deeper_than_we_can_store_is_400(stack: Stack) -> None:
+    deep = b'{"userId":"u","event":"A","properties":{"x":' + b"[" * 300 + b"]" * 300 + b"}}"
+    response = await stack.client.post("/v1/track", content=deep, headers=_basic(WRITE_KEY))
+    assert response.status_code == 400
+    assert response.json()["message"] == "the message is nested too deeply"

@@ -1,4 +1,5 @@
-"""Segment wire shapes → normalised events (pure, but part of the ingest path under test)."""
+"""Segment and Mixpanel wire shapes → normalised events (pure, but part of the ingest path
+under test)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from services.ingest.normalize import (
     PAGE_VIEWED,
     InvalidMessage,
     NormalizedEvent,
+    detect_source,
+    normalize_record,
     normalize_segment,
     partition_key,
     split_segment_batch,
@@ -87,3 +90,115 @@ def test_unusable_messages_are_refused_with_a_reason(message: object, reason: st
     with pytest.raises(InvalidMessage) as refused:
         normalize_segment(message, received_at=RECEIVED, max_clock_skew_days=7)
     assert refused.value.reason == reason
+
+
+MIXPANEL_EVENT = {
+    "event": "Report Delivered",
+    "properties": {
+        "distinct_id": "m1",
+        "time": 1773140400,  # 2026-03-10T11:00:00Z in seconds
+        "$insert_id": "5d9e1c0f6a0b4f6f9a3b2c1d0e9f8a7b",
+        "token": "tok",
+        "company_id": ["acme", "globex"],
+        "format": "pdf",
+    },
+}
+
+
+def record(message: dict[str, Any], group_key: str = "company_id") -> NormalizedEvent:
+    return normalize_record(
+        message, received_at=RECEIVED, max_clock_skew_days=7, mixpanel_group_key=group_key
+    )
+
+
+def test_a_mixpanel_event_names_its_account_by_the_group_key_and_keeps_its_properties() -> None:
+    event = record(MIXPANEL_EVENT)
+    assert (event.source, event.type, event.name, event.user_id) == (
+        "mixpanel", "track", "Report Delivered", "m1"
+    )
+    assert event.at == datetime(2026, 3, 10, 11, 0, tzinfo=UTC)
+    assert event.context_group_id == "acme"  # the first of a list
+    assert event.properties == {"company_id": ["acme", "globex"], "format": "pdf"}
+    assert partition_key(MIXPANEL_EVENT) == "acme"
+    other_key = {**MIXPANEL_EVENT, "properties": {**MIXPANEL_EVENT["properties"], "org": "ini"}}
+    assert record(other_key, group_key="org").context_group_id == "ini"
+    assert partition_key(other_key, mixpanel_group_key="org") == "ini"
+
+
+def test_mixpanel_dedupe_key_is_event_user_time_and_insert_id_in_seconds_or_ms() -> None:
+    properties = MIXPANEL_EVENT["properties"]
+    in_ms = {**MIXPANEL_EVENT, "properties": {**properties, "time": 1773140400000}}
+    resent = {**MIXPANEL_EVENT, "receivedAt": "2026-03-10T12:30:00+00:00", "_source": "mixpanel"}
+    other_time = {**MIXPANEL_EVENT, "properties": {**properties, "time": 1773140401}}
+    first = record(MIXPANEL_EVENT)
+    assert first.id.startswith("mp:")
+    assert first.id == record(in_ms).id == record(resent).id != record(other_time).id
+    assert record(in_ms).at == first.at
+    without = {**MIXPANEL_EVENT, "properties": {**properties, "$insert_id": None}}
+    assert record(without).id.startswith("sha256:")
+    assert record(without).id == record({**without, "receivedAt": "2026-03-10T12:01:00Z"}).id
+
+
+def test_a_mixpanel_alias_ties_the_new_id_to_the_known_one() -> None:
+    properties = {"distinct_id": "known", "alias": "new", "token": "t"}
+    alias = record({"event": "$create_alias", "properties": properties})
+    assert (alias.type, alias.user_id, alias.previous_id, alias.name) == (
+        "alias", "new", "known", None
+    )
+
+
+def test_source_is_the_marker_else_the_shape() -> None:
+    assert detect_source({"type": "track"}) == "segment"
+    assert detect_source({"event": "A", "properties": {}}) == "mixpanel"
+    assert detect_source({"_source": "mixpanel", "event": "A"}) == "mixpanel"
+    for unknown in ({"name": "A"}, {"_source": "amplitude", "type": "track"}):
+        with pytest.raises(InvalidMessage) as refused:
+            detect_source(unknown)
+        assert refused.value.reason == "unknown_source"
+
+
+def test_segment_exports_correct_skew_from_original_timestamp_not_the_corrected_one() -> None:
+    exported = {
+        "type": "track", "userId": "u1", "event": "A",
+        "originalTimestamp": "2026-03-10T10:00:00Z",  # client clock
+        "timestamp": "2026-03-10T09:55:00Z",  # already corrected by Segment
+        "sentAt": "2026-03-10T10:05:00Z", "receivedAt": "2026-03-10T10:00:00Z",
+    }  # fmt: skip
+    assert normalize(exported).at == datetime(2026, 3, 10, 9, 55, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("message", "reason", "field"),
+    [
+        ({"event": "A", "properties": {"time": 1773140400}}, "missing_user",
+         "properties.distinct_id"),
+        ({"event": "A", "properties": {"distinct_id": "anonymous"}}, "invalid_user",
+         "properties.distinct_id"),
+        ({"event": "A", "properties": {"distinct_id": "m", "time": "1773140400"}},
+         "invalid_timestamp", "properties.time"),
+        ({"event": "A", "properties": {"distinct_id": "m", "time": 1773140400 + 30 * 86400}},
+         "timestamp_in_future", "properties.time"),
+        ({"event": "A", "properties": {"distinct_id": "m", "$insert_id": "x" * 37}},
+         "invalid_insert_id", "properties.$insert_id"),
+        ({"event": "A", "properties": {"distinct_id": "m", "$insert_id": "a_b"}},
+         "invalid_insert_id", "properties.$insert_id"),
+        ({"event": "A", "properties": ["distinct_id"]}, "invalid_properties", "properties"),
+        ({"event": 3, "properties": {"distinct_id": "m"}}, "invalid_event", "event"),
+        ({"event": "A", "properties": {"distinct_id": "m", "company_id": {"id": 1}}},
+         "invalid_group_key", "properties.company_id"),
+        ({"type": "track", "userId": "u", "event": "A", "messageId": "m" * 101},
+         "invalid_message_id", "messageId"),
+        ({"type": "track", "userId": "u", "event": "A", "messageId": 7},
+         "invalid_message_id", "messageId"),
+        ({"type": "page", "userId": "u", "name": ["Home"]}, "invalid_name", "name"),
+        ({"type": "track", "userId": "u", "event": "A", "integrations": "All"},
+         "invalid_integrations", "integrations"),
+        ({"type": "alias", "userId": "u"}, "missing_previous_id", "previousId"),
+    ],
+)  # fmt: skip
+def test_every_field_is_type_checked_with_its_reason_and_path(
+    message: dict[str, Any], reason: str, field: str
+) -> None:
+    with pytest.raises(InvalidMessage) as refused:
+        record(message)
+    assert (refused.value.reason, refused.value.field) == (reason, field)

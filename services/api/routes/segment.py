@@ -1,16 +1,17 @@
 """Segment-compatible HTTP ingest: the official SDKs post here unchanged.
 
-Wire rules from the vendor (see INGEST-FORMATS): write key as HTTP Basic user or body
-``writeKey``; 200 ``{"success": true}``; 400 ``{"code", "message"}`` only for invalid JSON or
-oversize (32 KB per message, 500 KB and 2,500 items per batch). Accepted messages are
-published raw to ``analytics.events``; the ingest consumer normalises, dedupes and attributes.
+Wire rules from the vendor (see INGEST-FORMATS): ``/v1/batch`` and one route per call type;
+write key as HTTP Basic user or body ``writeKey`` (checked when
+``FIRSTVALUE_SEGMENT_WRITE_KEYS`` is set); 200 ``{"success": true}``; 400 ``{"code",
+"message"}`` only for invalid JSON or oversize (32 KB per message, 500 KB and 2,500 items per
+batch) — older SDKs retry forever on any other error shape. Accepted messages are published
+to ``analytics.events``, one record per message stamped with ``receivedAt`` and
+``_source``; the ingest consumer validates, dedupes and attributes them, and dead-letters
+the ones it cannot use.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import zlib
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,9 +20,16 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
 from services.api.dependencies import Runtime, RuntimeDep
+from services.api.ingest_requests import (
+    BadEncoding,
+    BodyTooLarge,
+    basic_credentials,
+    publish_records,
+    read_body,
+)
 from services.api.metrics import INGESTED
-from services.ingest.normalize import partition_key, split_segment_batch
-from shared.bus import topics
+from services.ingest.event import RECEIVED_AT
+from services.ingest.normalize import split_segment_batch
 
 MAX_MESSAGE_BYTES = 32 * 1024
 MAX_BATCH_BYTES = 500 * 1024
@@ -48,14 +56,14 @@ async def batch(request: Request, runtime: RuntimeDep) -> JSONResponse:
     try:
         body = await _body(request, MAX_BATCH_BYTES)
         items = body.get("batch")
-        if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+        if not isinstance(items, list):
             raise SegmentError(400, "invalid_request", "'batch' must be a list of messages")
         if len(items) > MAX_BATCH_ITEMS:
             raise SegmentError(
                 400, "invalid_request", f"batch has {len(items)} messages (max {MAX_BATCH_ITEMS})"
             )
         for index, message in enumerate(items):
-            if len(orjson.dumps(message)) > MAX_MESSAGE_BYTES:
+            if len(_encoded(message, f"batch[{index}]")) > MAX_MESSAGE_BYTES:
                 raise SegmentError(
                     400, "invalid_request", f"batch[{index}] is over {MAX_MESSAGE_BYTES} bytes"
                 )
@@ -69,6 +77,7 @@ def _single(kind: str) -> Any:
     async def endpoint(request: Request, runtime: RuntimeDep) -> JSONResponse:
         try:
             body = await _body(request, MAX_MESSAGE_BYTES)
+            _encoded(body, "the message")
             body["type"] = kind
             return await _accept(request, runtime, {"batch": [body]}, kind, body)
         except SegmentError as exc:
@@ -101,51 +110,38 @@ async def _accept(
             "or use `firstvalue run`",
         )
     envelope.pop("writeKey", None)
-    messages = split_segment_batch(envelope, datetime.now(UTC))
+    received_at = datetime.now(UTC)
+    messages = split_segment_batch(envelope, received_at)
     for message in messages:
-        message.pop("writeKey", None)
-    account_property = runtime.settings.account_property
-    await runtime.bus.publish_many(
-        topics.EVENTS,
-        [(partition_key(m, account_property), orjson.dumps(m)) for m in messages],
-    )
+        if isinstance(message, dict):
+            message.pop("writeKey", None)
+            message[RECEIVED_AT] = received_at.isoformat()  # ours, as Segment's servers set it
+    try:
+        await publish_records(runtime.bus, runtime.settings, messages)
+    except orjson.JSONEncodeError as exc:  # a batch-level context nested too deeply
+        raise SegmentError(400, "invalid_request", "the batch is nested too deeply") from exc
     INGESTED.labels(endpoint, "accepted").inc(len(messages))
     return JSONResponse({"success": True})
 
 
 def _check_write_key(request: Request, runtime: Runtime, body_key: object) -> None:
+    """Either key the client sent (Basic user or body) must be a configured one."""
     allowed = runtime.settings.segment_write_keys
     if not allowed:
         return  # embedded/dev mode: any write key
-    key = _basic_user(request.headers.get("authorization", "")) or body_key
-    if not isinstance(key, str) or key not in allowed:
+    sent = (basic_credentials(request.headers.get("authorization", ""))[0], body_key)
+    if not any(isinstance(key, str) and key in allowed for key in sent):
         raise SegmentError(401, "unauthorized", "missing or unknown write key")
-
-
-def _basic_user(header: str) -> str | None:
-    scheme, _, encoded = header.partition(" ")
-    if scheme.lower() != "basic":
-        return None
-    try:
-        decoded = base64.b64decode(encoded.strip(), validate=True).decode()
-    except (binascii.Error, UnicodeDecodeError):
-        return None
-    return decoded.partition(":")[0] or None
 
 
 async def _body(request: Request, limit: int) -> dict[str, Any]:
     """The JSON object body, refused past ``limit`` bytes (also after gunzip)."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise _oversize(limit)
-    raw = bytearray()
-    async for chunk in request.stream():
-        raw += chunk
-        if len(raw) > limit:
-            raise _oversize(limit)
-    data = bytes(raw)
-    if request.headers.get("content-encoding", "").lower() == "gzip":
-        data = _gunzip(data, limit)
+    try:
+        data = await read_body(request, limit)
+    except BodyTooLarge as exc:
+        raise SegmentError(400, "invalid_request", str(exc)) from exc
+    except BadEncoding as exc:
+        raise SegmentError(400, "invalid_request", str(exc)) from exc
     try:
         body = orjson.loads(data)
     except orjson.JSONDecodeError as exc:
@@ -155,16 +151,9 @@ async def _body(request: Request, limit: int) -> dict[str, Any]:
     return body
 
 
-def _gunzip(data: bytes, limit: int) -> bytes:
-    inflater = zlib.decompressobj(wbits=31)
+def _encoded(value: Any, what: str) -> bytes:
+    """``value`` as JSON; JSON nested deeper than we can store is refused as invalid."""
     try:
-        out = inflater.decompress(data, limit + 1)
-    except zlib.error as exc:
-        raise SegmentError(400, "invalid_request", f"invalid gzip body: {exc}") from exc
-    if len(out) > limit:
-        raise _oversize(limit)
-    return out
-
-
-def _oversize(limit: int) -> SegmentError:
-    return SegmentError(400, "invalid_request", f"request body is over {limit // 1024} KB")
+        return orjson.dumps(value)
+    except orjson.JSONEncodeError as exc:
+        raise SegmentError(400, "invalid_request", f"{what} is nested too deeply") from exc

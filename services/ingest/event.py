@@ -1,0 +1,146 @@
+"""The one event model both vendors normalise into, and the field checks they share.
+
+Every check raises ``InvalidMessage`` with a short ``reason`` (the DLQ and metrics label),
+a sentence for the person reading the dead letter, and the offending ``field``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+USAGE_TYPES = frozenset({"track", "page", "screen"})  # stored as usage events
+MAX_ID_LENGTH = 255  # the storage id columns
+SOURCE_MARKER = "_source"  # stamped by HTTP ingest: which vendor's shape a record has
+RECEIVED_AT = "receivedAt"  # stamped by HTTP ingest (and present in Segment exports)
+_VOLATILE = ("sentAt", RECEIVED_AT, "writeKey", SOURCE_MARKER)  # differ between retries
+
+
+class InvalidMessage(ValueError):
+    """A message that cannot be ingested; ``reason`` is a short code for the DLQ and metrics,
+    ``field`` the path of the offending field when there is one (Mixpanel's failed_records)."""
+
+    def __init__(self, reason: str, detail: str, field: str | None = None) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.field = field
+
+
+@dataclass(frozen=True)
+class NormalizedEvent:
+    """One vendor message in vendor-neutral form.
+
+    ``user_id``: Segment userId (else anonymousId) or Mixpanel distinct_id.
+    ``context_group_id``: the account the message names itself — Segment ``context.groupId``
+    or the Mixpanel group key property.
+    """
+
+    id: str
+    source: str
+    type: str
+    user_id: str
+    name: str | None  # the usage event's name; None for identify, group and alias
+    at: datetime  # event time, clock-skew corrected
+    received_at: datetime
+    properties: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    traits: Mapping[str, Any] = field(default_factory=dict, compare=False)
+    group_id: str | None = None  # group calls
+    context_group_id: str | None = None  # the account named by the message itself
+    previous_id: str | None = None  # alias calls
+
+
+def parse_time(value: Any, field_name: str) -> datetime:
+    """ISO-8601 → aware UTC datetime (no offset means UTC)."""
+    if not isinstance(value, str):
+        raise InvalidMessage(
+            "invalid_timestamp", f"{field_name} must be an ISO-8601 string", field_name
+        )
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError as error:
+        raise InvalidMessage(
+            "invalid_timestamp", f"{field_name} {value[:64]!r} is not ISO-8601", field_name
+        ) from error
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def identifier(
+    message: Mapping[str, Any],
+    key: str,
+    reason: str,
+    *,
+    max_length: int = MAX_ID_LENGTH,
+    numbers: bool = True,
+    path: str | None = None,
+) -> str | None:
+    """An id field: a string (or an integer when ``numbers``), at most ``max_length`` long;
+    None when absent, null or empty."""
+    value = message.get(key)
+    if value is None or value == "":
+        return None
+    allowed = (str, int) if numbers else (str,)
+    if isinstance(value, bool) or not isinstance(value, allowed):
+        kind = "a string or an integer" if numbers else "a string"
+        raise InvalidMessage(reason, f"{path or key} must be {kind}", path or key)
+    text = str(value)
+    if len(text) > max_length:
+        raise InvalidMessage(
+            reason, f"{path or key} is longer than {max_length} characters", path or key
+        )
+    return text
+
+
+def json_object(message: Mapping[str, Any], key: str, path: str | None = None) -> dict[str, Any]:
+    """An object field (``{}`` when absent or null)."""
+    value = message.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidMessage(f"invalid_{key}", f"{path or key} must be an object", path or key)
+    return value
+
+
+def event_name(value: Any, path: str) -> str:
+    """A usage event's name: a non-blank string that fits the name column."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise InvalidMessage("missing_event", f"{path} (the event name) is required", path)
+    if not isinstance(value, str):
+        raise InvalidMessage("invalid_event", f"{path} must be a string", path)
+    if len(value) > MAX_ID_LENGTH:
+        raise InvalidMessage(
+            "invalid_event", f"{path} is longer than {MAX_ID_LENGTH} characters", path
+        )
+    return value
+
+
+def checked_size(message: Mapping[str, Any], limit: int) -> None:
+    """Refuse messages over the vendor's size limit, nested too deep to store (orjson encodes
+    255 levels), or holding NUL characters (PostgreSQL's JSON cannot)."""
+    try:
+        encoded = orjson.dumps(message)
+    except orjson.JSONEncodeError as error:  # nesting deeper than JSON encoders allow
+        raise InvalidMessage("too_deep", f"message cannot be re-encoded: {error}") from error
+    if len(encoded) > limit:
+        raise InvalidMessage("too_large", f"message is larger than {limit} bytes")
+    if b"\\u0000" in encoded:
+        raise InvalidMessage("nul_character", "message contains a NUL character")
+
+
+def received_time(message: Mapping[str, Any], default: datetime) -> datetime:
+    """``receivedAt`` stamped by our HTTP ingest or present in an export, else ``default``."""
+    if message.get(RECEIVED_AT) is None:
+        return default
+    return parse_time(message[RECEIVED_AT], RECEIVED_AT)
+
+
+def content_id(message: Mapping[str, Any]) -> str:
+    """A dedupe key for a message without its own id: the hash of what the client sent
+    (fields that differ between retries of one message left out)."""
+    stable = {k: v for k, v in message.items() if k not in _VOLATILE}
+    digest = hashlib.sha256(orjson.dumps(stable, option=orjson.OPT_SORT_KEYS)).hexdigest()
+    return f"sha256:{digest}"

@@ -1,0 +1,152 @@
+"""Segment messages (track, identify, group, page, screen, alias, and batch envelopes) →
+``NormalizedEvent``.
+
+Clock-skew correction follows Segment: ``timestamp = receivedAt − (sentAt − client time)``,
+so a client whose clock is off still lands on the server's timeline. The client time is
+``originalTimestamp`` when present (Segment exports carry it beside the corrected
+``timestamp``), else ``timestamp``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from services.ingest.event import (
+    RECEIVED_AT,
+    SOURCE_MARKER,
+    InvalidMessage,
+    NormalizedEvent,
+    checked_size,
+    content_id,
+    event_name,
+    identifier,
+    json_object,
+    parse_time,
+    received_time,
+)
+
+SEGMENT = "segment"
+TYPES = frozenset({"track", "identify", "group", "page", "screen", "alias"})
+PAGE_VIEWED = "Page Viewed"
+SCREEN_VIEWED = "Screen Viewed"
+MAX_MESSAGE_BYTES = 32 * 1024  # Segment's per-message limit
+MAX_MESSAGE_ID_LENGTH = 100  # Segment's messageId limit
+
+
+def normalize_segment(
+    message: Any, *, received_at: datetime, max_clock_skew_days: float
+) -> NormalizedEvent:
+    """One Segment message → ``NormalizedEvent``; raises ``InvalidMessage`` with the reason."""
+    if not isinstance(message, dict):
+        raise InvalidMessage("not_an_object", "a Segment message must be a JSON object")
+    checked_size(message, MAX_MESSAGE_BYTES)
+    kind = message.get("type")
+    if kind not in TYPES:
+        shown = "missing" if kind is None else repr(kind)[:40]
+        raise InvalidMessage("unsupported_type", f"message type is {shown}", "type")
+    user_id = identifier(message, "userId", "invalid_user") or identifier(
+        message, "anonymousId", "invalid_user"
+    )
+    if user_id is None:
+        raise InvalidMessage("missing_user", "userId or anonymousId is required", "userId")
+    properties = json_object(message, "properties")
+    traits = json_object(message, "traits")
+    context = json_object(message, "context")
+    json_object(message, "integrations")
+    message_id = identifier(
+        message, "messageId", "invalid_message_id", max_length=MAX_MESSAGE_ID_LENGTH,
+        numbers=False,
+    )  # fmt: skip
+    group_id = identifier(message, "groupId", "invalid_group_id")
+    if kind == "group" and group_id is None:
+        raise InvalidMessage("missing_group_id", "a group call needs a groupId", "groupId")
+    previous_id = identifier(message, "previousId", "invalid_previous_id")
+    if kind == "alias" and previous_id is None:
+        raise InvalidMessage(
+            "missing_previous_id", "an alias call needs a previousId", "previousId"
+        )
+    name = _name(kind, message, properties)
+    received_at = received_time(message, received_at)
+    return NormalizedEvent(
+        id=message_id or content_id(message),
+        source=SEGMENT,
+        type=kind,
+        user_id=user_id,
+        name=name,
+        at=_event_time(message, received_at, timedelta(days=max_clock_skew_days)),
+        received_at=received_at,
+        properties=properties,
+        traits=traits,
+        group_id=group_id,
+        context_group_id=identifier(
+            context, "groupId", "invalid_group_id", path="context.groupId"
+        ),
+        previous_id=previous_id,
+    )
+
+
+def _event_time(message: Mapping[str, Any], received_at: datetime, max_skew: timedelta) -> datetime:
+    client_field = "originalTimestamp" if message.get("originalTimestamp") is not None else (
+        "timestamp"
+    )
+    if message.get(client_field) is None:
+        if message.get("sentAt") is not None:
+            parse_time(message["sentAt"], "sentAt")
+        return received_at
+    at = parse_time(message[client_field], client_field)
+    if message.get("sentAt") is not None:
+        at = received_at - (parse_time(message["sentAt"], "sentAt") - at)
+    if at > received_at + max_skew:
+        raise InvalidMessage(
+            "timestamp_in_future",
+            f"{client_field} {at.isoformat()} is more than {max_skew.days} days after receipt",
+            client_field,
+        )
+    return at
+
+
+def _name(kind: str, message: Mapping[str, Any], properties: dict[str, Any]) -> str | None:
+    if kind == "track":
+        return event_name(message.get("event"), "event")
+    for key in ("name", "category"):
+        value = message.get(key)
+        if value is not None and not isinstance(value, str):
+            raise InvalidMessage(f"invalid_{key}", f"{key} must be a string", key)
+    if kind in ("page", "screen"):
+        if message.get("name"):
+            properties.setdefault("name", message["name"])
+        return PAGE_VIEWED if kind == "page" else SCREEN_VIEWED
+    return None
+
+
+def split_segment_batch(body: Any, received_at: datetime) -> list[Any]:
+    """A ``/v1/batch`` body → its messages, each complete on its own.
+
+    Batch-level ``context`` and ``integrations`` merge under each item's own, a batch
+    ``sentAt`` applies to items without one, and ``receivedAt`` and the source marker are
+    stamped so that the consumer can correct clock skew and knows the shape. Items that are
+    not objects are passed through, for the consumer to dead-letter with their reason.
+    """
+    if not isinstance(body, dict) or not isinstance(body.get("batch"), list):
+        raise InvalidMessage("invalid_batch", "a batch body needs a 'batch' list", "batch")
+    shared_context = body.get("context") if isinstance(body.get("context"), dict) else {}
+    integrations = body.get("integrations") if isinstance(body.get("integrations"), dict) else {}
+    stamped = received_at.astimezone(UTC).isoformat()
+    items: list[Any] = []
+    for item in body["batch"]:
+        if not isinstance(item, dict):
+            items.append(item)
+            continue
+        merged = dict(item)
+        for key, batch_level in (("context", shared_context), ("integrations", integrations)):
+            own = item.get(key)
+            if batch_level and (own is None or isinstance(own, dict)):
+                merged[key] = {**batch_level, **(own or {})}
+        if merged.get("sentAt") is None and body.get("sentAt") is not None:
+            merged["sentAt"] = body["sentAt"]
+        merged.setdefault(RECEIVED_AT, stamped)
+        merged[SOURCE_MARKER] = SEGMENT  # a batch envelope is Segment by definition
+        items.append(merged)
+    return items
