@@ -1,11 +1,20 @@
 """Each pipeline service alone in its own process (production): ``firstvalue ingest`` and
-``firstvalue milestones``, on Kafka and the configured database."""
+``firstvalue milestones``, on Kafka and the configured database.
+
+Run several ``firstvalue ingest`` processes and they share ``analytics.events``'s partitions
+as one consumer group (the same for ``milestones`` on ``onboarding.facts``). On SIGTERM or
+SIGINT a service stops consuming, finishes and commits the batches in hand, flushes its
+producer and leaves the group, so its partitions move on without a redelivery.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import gc
+import logging
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -18,14 +27,18 @@ from shared.bus.factory import create_bus
 from shared.config import Settings
 from shared.storage.engine import create_engine, create_sessionmaker
 
+log = logging.getLogger(__name__)
+DRAIN_SECONDS = 30.0  # how long a stopping service may take to finish its batches in hand
+
 
 @asynccontextmanager
 async def _resources(
-    settings: Settings, name: str
+    settings: Settings, name: str, bus: Bus | None
 ) -> AsyncIterator[tuple[Bus, async_sessionmaker[AsyncSession]]]:
     engine = create_engine(settings.database_url, application_name=f"firstvalue-{name}")
-    bus = create_bus(settings)
+    bus = bus or create_bus(settings, client_id=f"firstvalue-{name}")
     await bus.start()
+    gc.freeze()  # start-up objects (plans, modules) live forever: keep them out of GC passes
     try:
         yield bus, create_sessionmaker(engine)
     finally:
@@ -33,18 +46,57 @@ async def _resources(
         await engine.dispose()
 
 
-async def ingest(settings: Settings) -> None:
-    """Consume ``analytics.events`` until cancelled."""
+async def _until_cancelled(bus: Bus, work: Coroutine[Any, Any, None]) -> None:
+    """Run ``work``; when cancelled (the CLI's signal handler), stop the bus so consumers
+    end after the batches in hand, and give them ``DRAIN_SECONDS`` to commit."""
+    task = asyncio.ensure_future(work)
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        if task.done():
+            raise
+        log.info("stopping: finishing the batches in hand")
+        await bus.stop()
+        try:
+            await asyncio.wait_for(task, DRAIN_SECONDS)
+        except TimeoutError:
+            log.warning("batches in hand after %.0f s are redelivered", DRAIN_SECONDS)
+        raise
+
+
+async def ingest(settings: Settings, *, bus: Bus | None = None, group: str = "ingest") -> None:
+    """Consume ``analytics.events`` until cancelled (``bus``: e.g. a namespaced KafkaBus)."""
+    _log_to_stderr()
     plans = configured_plans(settings)
-    async with _resources(settings, "ingest") as (bus, sessionmaker):
-        await run_ingest(bus, sessionmaker, IngestOptions.from_settings(settings, plans))
+    options = IngestOptions.from_settings(settings, plans)
+    async with _resources(settings, "ingest", bus) as (bus, sessionmaker):
+        await _until_cancelled(bus, run_ingest(bus, sessionmaker, options, group=group))
 
 
-async def milestones(settings: Settings) -> None:
+async def milestones(settings: Settings, *, bus: Bus | None = None) -> None:
     """Consume ``onboarding.facts`` and fire SLA timers until cancelled."""
+    _log_to_stderr()
     plans = configured_plans(settings)
-    async with _resources(settings, "milestones") as (bus, sessionmaker), asyncio.TaskGroup() as tg:
-        tg.create_task(run_milestones(bus, sessionmaker, plans))
-        tg.create_task(
-            run_timers(sessionmaker, bus, plans, interval_seconds=settings.timer_interval_seconds)
+    async with _resources(settings, "milestones", bus) as (bus, sessionmaker):
+
+        async def both() -> None:
+            async with asyncio.TaskGroup() as tg:
+                consumer = tg.create_task(run_milestones(bus, sessionmaker, plans))
+                timers = tg.create_task(
+                    run_timers(
+                        sessionmaker, bus, plans, interval_seconds=settings.timer_interval_seconds
+                    )
+                )
+                await consumer  # returns once the bus stops; the timers have no batch in hand
+                timers.cancel()
+
+        await _until_cancelled(bus, both())
+
+
+def _log_to_stderr() -> None:
+    """A service alone logs its own lines (the embedded runner configures logging itself)."""
+    if not logging.getLogger().handlers:
+        logging.basicConfig(
+            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
         )
+        logging.getLogger("aiokafka").setLevel(logging.WARNING)

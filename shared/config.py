@@ -97,6 +97,8 @@ class Settings(BaseSettings):
     api_keys: Annotated[list[ApiKeySpec], NoDecode] = []
     segment_write_keys: Annotated[list[str], NoDecode] = []
     account_property: str = "account_id"
+    mixpanel_group_key: str = "company_id"
+    mixpanel_tokens: Annotated[list[str], NoDecode] = []
     max_clock_skew_days: float = 7.0
     timer_interval_seconds: float = 30.0
 
@@ -119,6 +121,18 @@ class Settings(BaseSettings):
     @classmethod
     def _parse_write_keys(cls, value: Any) -> list[str]:
         return _comma_list(value)
+
+    @field_validator("mixpanel_tokens", mode="before")
+    @classmethod
+    def _parse_mixpanel_tokens(cls, value: Any) -> list[str]:
+        return _comma_list(value)
+
+    @field_validator("mixpanel_group_key")
+    @classmethod
+    def _property_name(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must name a property")
+        return value.strip()
 
     @field_validator("timer_interval_seconds", "max_clock_skew_days")
     @classmethod

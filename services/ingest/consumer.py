@@ -8,7 +8,9 @@ anywhere replays the batch; event ids make the replay a no-op apart from its not
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -22,19 +24,21 @@ from services.ingest.dlq import DeadLetter, publish_dead_letters
 from services.ingest.normalize import (
     InvalidMessage,
     NormalizedEvent,
-    normalize_segment,
+    normalize_record,
     split_segment_batch,
 )
 from services.ingest.registration import contract_terms, is_contract_signed
 from services.ingest.store import Stored, store_events
 from shared.bus import topics
-from shared.bus.bus import Batch, Bus, Message
+from shared.bus.bus import Batch, Bus, Message, Subscription
 from shared.bus.messages import FactsNotice
 from shared.config import Settings
 from shared.domain.plans import Plan
 
 log = logging.getLogger(__name__)
 MAX_CONSECUTIVE_FAILURES = 5
+BATCH_RECORDS = 2000  # records per batch: larger batches amortise each transaction's trips
+PIPELINE_DEPTH = 2  # batches stored or being announced while the next one is decoded
 
 
 @dataclass(frozen=True)
@@ -42,6 +46,7 @@ class IngestOptions:
     plan_keys: frozenset[str]
     account_property: str = "account_id"
     max_clock_skew_days: float = 7.0
+    mixpanel_group_key: str = "company_id"
 
     @classmethod
     def from_settings(cls, settings: Settings, plans: Mapping[str, Plan]) -> IngestOptions:
@@ -49,6 +54,7 @@ class IngestOptions:
             plan_keys=frozenset(plans),
             account_property=settings.account_property,
             max_clock_skew_days=settings.max_clock_skew_days,
+            mixpanel_group_key=settings.mixpanel_group_key,
         )
 
 
@@ -105,8 +111,11 @@ def _decode_one(
     message: Any, received_at: datetime, options: IngestOptions, *, item_bytes: bool
 ) -> NormalizedEvent | Rejected:
     try:
-        event = normalize_segment(
-            message, received_at=received_at, max_clock_skew_days=options.max_clock_skew_days
+        event = normalize_record(
+            message,
+            received_at=received_at,
+            max_clock_skew_days=options.max_clock_skew_days,
+            mixpanel_group_key=options.mixpanel_group_key,
         )
         if is_contract_signed(event):
             contract_terms(event.properties, options.plan_keys)
@@ -151,6 +160,79 @@ async def ingest_messages(
     return result
 
 
+@dataclass
+class DecodedBatch:
+    """A bus batch after the CPU-only step: each record's good events, and dead letters."""
+
+    batch: Batch
+    good: list[tuple[Message, list[NormalizedEvent]]]
+    dead: list[DeadLetter]
+    rejected: list[Rejected]
+
+
+def decode_batch(batch: Batch, options: IngestOptions) -> DecodedBatch:
+    """Normalise every record of a batch (no I/O, so it can overlap the previous batch's)."""
+    decoded = DecodedBatch(batch, [], [], [])
+    for message in batch.messages:
+        events = []
+        for outcome in decode(message.value, message.timestamp, options):
+            if isinstance(outcome, Rejected):
+                decoded.dead.append((message, outcome.reason, outcome.error, outcome.original))
+                decoded.rejected.append(
+                    Rejected(message.offset, outcome.reason, outcome.error, outcome.original)
+                )
+            else:
+                events.append(outcome)
+        decoded.good.append((message, events))
+    return decoded
+
+
+async def store_batch(
+    decoded: DecodedBatch,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    options: IngestOptions,
+    *,
+    now: datetime,
+) -> IngestResult:
+    """Store a decoded batch in one transaction and commit it. A record the database
+    refuses is isolated and joins the batch's dead letters."""
+    result = IngestResult(rejected=list(decoded.rejected))
+    events = [e for _, es in decoded.good for e in es]
+    try:
+        async with sessionmaker() as session, session.begin():
+            result.add(await _store(session, events, options, now))
+    except (IntegrityError, DataError):
+        log.exception("batch failed to store; retrying its records one by one")
+        await _store_one_by_one(decoded.good, sessionmaker, options, now, result, decoded.dead)
+    return result
+
+
+async def announce_batch(decoded: DecodedBatch, result: IngestResult, bus: Bus) -> None:
+    """After the transaction: dead letters and fact notices acknowledged by the bus, then
+    the batch's offsets committed."""
+    notices = result.notices()
+    await asyncio.gather(
+        publish_dead_letters(bus, decoded.dead),
+        bus.publish_many(topics.FACTS, [(n.account_id, n.encode()) for n in notices]),
+    )
+    await decoded.batch.commit()
+
+
+async def apply_batch(
+    decoded: DecodedBatch,
+    bus: Bus,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    options: IngestOptions,
+    *,
+    now: datetime,
+) -> IngestResult:
+    """Store, then announce: transaction → commit → DLQ + notices → offsets. A crash
+    anywhere replays the batch."""
+    result = await store_batch(decoded, sessionmaker, options, now=now)
+    await announce_batch(decoded, result, bus)
+    return result
+
+
 async def handle_batch(
     batch: Batch,
     bus: Bus,
@@ -160,33 +242,8 @@ async def handle_batch(
     now: datetime | None = None,
 ) -> IngestResult:
     """Process one ``analytics.events`` batch end to end, offsets last."""
-    now = now or datetime.now(UTC)
-    result = IngestResult()
-    good: list[tuple[Message, list[NormalizedEvent]]] = []
-    dead: list[DeadLetter] = []
-    for message in batch.messages:
-        events = []
-        for outcome in decode(message.value, message.timestamp, options):
-            if isinstance(outcome, Rejected):
-                dead.append((message, outcome.reason, outcome.error, outcome.original))
-                result.rejected.append(
-                    Rejected(message.offset, outcome.reason, outcome.error, outcome.original)
-                )
-            else:
-                events.append(outcome)
-        good.append((message, events))
-    try:
-        async with sessionmaker() as session, session.begin():
-            result.add(await _store(session, [e for _, es in good for e in es], options, now))
-    except (IntegrityError, DataError):
-        log.exception("batch failed to store; retrying its records one by one")
-        await _store_one_by_one(good, sessionmaker, options, now, result, dead)
-    await publish_dead_letters(bus, dead)
-    notices = result.notices()
-    if notices:
-        await bus.publish_many(topics.FACTS, [(n.account_id, n.encode()) for n in notices])
-    await batch.commit()
-    return result
+    decoded = decode_batch(batch, options)
+    return await apply_batch(decoded, bus, sessionmaker, options, now=now or datetime.now(UTC))
 
 
 async def _store_one_by_one(
@@ -220,21 +277,27 @@ async def run_ingest(
     group: str = "ingest",
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     on_batch: Callable[[IngestResult], None] | None = None,
+    max_records: int = BATCH_RECORDS,
 ) -> None:
     """Consume ``analytics.events`` until cancelled or the bus stops.
 
-    A failing batch is not committed: the consumer leaves the group (so the batch is
-    redelivered), backs off and rejoins; after repeated failures it raises.
+    Two batches are in hand at a time: while one is in the database, the next one is
+    decoded. Batches are stored and committed strictly in order. A failing batch is not
+    committed: the consumer leaves the group (so the batch is redelivered), backs off and
+    rejoins; after repeated failures it raises.
     """
     failures = 0
+
+    def applied(result: IngestResult) -> None:
+        nonlocal failures
+        failures = 0
+        if on_batch is not None:
+            on_batch(result)
+
     while True:
         try:
-            async with bus.subscribe(topics.EVENTS, group) as subscription:
-                async for batch in subscription:
-                    result = await handle_batch(batch, bus, sessionmaker, options, now=clock())
-                    failures = 0
-                    if on_batch is not None:
-                        on_batch(result)
+            async with bus.subscribe(topics.EVENTS, group, max_records=max_records) as sub:
+                await _pipeline(sub, bus, sessionmaker, options, clock, applied)
             return
         except Exception:
             failures += 1
@@ -242,3 +305,73 @@ async def run_ingest(
                 raise
             log.exception("ingest batch failed (%d in a row); retrying", failures)
             await asyncio.sleep(min(2.0 ** (failures - 1), 30.0))
+
+
+async def _pipeline(
+    subscription: Subscription,
+    bus: Bus,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    options: IngestOptions,
+    clock: Callable[[], datetime],
+    applied: Callable[[IngestResult], None],
+) -> None:
+    """Three stages over consecutive batches: decode one while the previous one is in its
+    transaction and the one before is being announced and committed. Transactions run one
+    after another, offsets are committed in order, and a failure surfaces at once, even
+    when no further batch arrives."""
+    batches = aiter(subscription)
+    fetching: asyncio.Future[Batch | None] = asyncio.ensure_future(anext(batches, None))
+    stored: asyncio.Task[IngestResult] | None = None  # the latest batch's transaction
+    unacked: deque[asyncio.Task[IngestResult]] = deque()  # oldest first
+    try:
+        while True:
+            oldest = {unacked[0]} if unacked else set()
+            await asyncio.wait({fetching, *oldest}, return_when=asyncio.FIRST_COMPLETED)
+            if unacked and unacked[0].done():
+                applied(unacked.popleft().result())  # raises the batch's failure
+                continue
+            batch = fetching.result()
+            if batch is None:
+                break
+            decoded = decode_batch(batch, options)
+            while len(unacked) >= PIPELINE_DEPTH:
+                applied(await unacked.popleft())
+            stored = asyncio.create_task(
+                _store_after(stored, decoded, sessionmaker, options, clock())
+            )
+            previous = unacked[-1] if unacked else None
+            unacked.append(asyncio.create_task(_announce_after(previous, stored, decoded, bus)))
+            fetching = asyncio.ensure_future(anext(batches, None))
+        while unacked:
+            applied(await unacked.popleft())
+    finally:
+        for task in (fetching, stored, *unacked):  # cut short: rolled back, redelivered
+            if task is not None and not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+
+
+async def _store_after(
+    previous: asyncio.Task[IngestResult] | None,
+    decoded: DecodedBatch,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    options: IngestOptions,
+    now: datetime,
+) -> IngestResult:
+    if previous is not None:
+        await previous  # one transaction at a time, in order (raises if it failed)
+    return await store_batch(decoded, sessionmaker, options, now=now)
+
+
+async def _announce_after(
+    previous: asyncio.Task[IngestResult] | None,
+    stored: asyncio.Task[IngestResult],
+    decoded: DecodedBatch,
+    bus: Bus,
+) -> IngestResult:
+    result = await stored
+    if previous is not None:
+        await previous  # offsets are committed in order
+    await announce_batch(decoded, result, bus)
+    return result

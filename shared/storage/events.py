@@ -1,11 +1,18 @@
-"""Usage events: append-only, deduplicated by id (messageId, $insert_id or content hash)."""
+"""Usage events: append-only, deduplicated by id (messageId, $insert_id or content hash).
+
+The insert is the ingest hot path. On PostgreSQL a batch goes in as one statement whose
+rows come from ``unnest`` over one array per column: a handful of parameters however large
+the batch, so the driver encodes arrays in C and the server plans once. SQLite takes the
+portable multi-row ``INSERT ... ON CONFLICT DO NOTHING RETURNING``.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import func, select
+import orjson
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.domain.facts import EventObserved
@@ -25,6 +32,9 @@ class EventRepository:
         """Insert the events that are new and return their ids (the rest were duplicates)."""
         if not events:
             return set()
+        unique = sorted({e.id: e for e in events}.values(), key=lambda e: e.id)  # lock order
+        if self._session.get_bind().dialect.name == "postgresql":
+            return await self._add_unnested(unique, source, recorded_at)
         rows = [
             {
                 "id": e.id,
@@ -36,7 +46,7 @@ class EventRepository:
                 "source": source,
                 "recorded_at": recorded_at,
             }
-            for e in {e.id: e for e in events}.values()
+            for e in unique
         ]
         stmt = (
             dialect.insert(self._session, EventRecord)
@@ -44,6 +54,24 @@ class EventRepository:
             .returning(EventRecord.id)
         )
         result = await self._session.execute(stmt, rows)
+        return set(result.scalars().all())
+
+    async def _add_unnested(
+        self, events: Sequence[EventObserved], source: str, recorded_at: datetime
+    ) -> set[str]:
+        result = await self._session.execute(
+            _UNNEST_INSERT,
+            {
+                "ids": [e.id for e in events],
+                "accounts": [e.account_id for e in events],
+                "users": [e.user_id for e in events],
+                "names": [e.name for e in events],
+                "times": [e.at for e in events],
+                "properties": [_json(e.properties) for e in events],
+                "source": source,
+                "recorded_at": recorded_at,
+            },
+        )
         return set(result.scalars().all())
 
     async def for_account(
@@ -71,3 +99,23 @@ class EventRepository:
 
     async def count(self) -> int:
         return (await self._session.scalar(select(func.count()).select_from(EventRecord))) or 0
+
+
+def _json(properties: object) -> str:
+    return orjson.dumps(properties, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
+_UNNEST_INSERT = text(
+    """
+    INSERT INTO events (id, account_id, user_id, name, occurred_at, properties, source,
+                        recorded_at)
+    SELECT id, account_id, user_id, name, occurred_at, properties::jsonb,
+           CAST(:source AS varchar), CAST(:recorded_at AS timestamptz)
+    FROM unnest(CAST(:ids AS varchar[]), CAST(:accounts AS varchar[]),
+                CAST(:users AS varchar[]), CAST(:names AS varchar[]),
+                CAST(:times AS timestamptz[]), CAST(:properties AS text[]))
+         AS batch(id, account_id, user_id, name, occurred_at, properties)
+    ON CONFLICT (id) DO NOTHING
+    RETURNING id
+    """
+)

@@ -12,11 +12,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import and_, case, delete, func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.storage import dialect
 from shared.storage.tables import IdentityRecord, PendingEventRecord
+
+CHUNK = 1000  # rows per multi-row statement (well under both drivers' parameter limits)
 
 
 @dataclass(frozen=True)
@@ -81,6 +83,62 @@ class IdentityRepository:
         )
         await self._session.execute(stmt)
 
+    async def link_and_claim(
+        self, links: Mapping[str, tuple[str, datetime]], claim: Iterable[str] = ()
+    ) -> dict[str, str | None]:
+        """Apply many links and lock the ``claim`` users' rows in one sorted pass.
+
+        ``links``: user → (account, event time); per user the link with the latest event
+        time wins, here or already stored. Every named user's row is locked (created when
+        missing) in user order, the order ``claim`` uses too, so concurrent batches cannot
+        deadlock on identities. Returns each named user's account after the change.
+        """
+        users = sorted(set(links) | set(claim))
+        if not users:
+            return {}
+        if self._session.get_bind().dialect.name == "postgresql":
+            result = await self._session.execute(
+                _UNNEST_LINK,
+                {
+                    "users": users,
+                    "accounts": [links[u][0] if u in links else None for u in users],
+                    "times": [links[u][1] if u in links else None for u in users],
+                },
+            )
+            return {user: account for user, account in result}
+        settled: dict[str, str | None] = {}
+        for start in range(0, len(users), CHUNK):
+            settled.update(await self._link_rows(users[start : start + CHUNK], links))
+        return settled
+
+    async def _link_rows(
+        self, users: Sequence[str], links: Mapping[str, tuple[str, datetime]]
+    ) -> dict[str, str | None]:
+        rows = [
+            {"user_id": u, "account_id": links[u][0], "linked_at": links[u][1]}
+            if u in links
+            else {"user_id": u, "account_id": None, "linked_at": None}
+            for u in users
+        ]
+        stmt = dialect.insert(self._session, IdentityRecord).values(rows)
+        newer = and_(
+            stmt.excluded.linked_at.is_not(None),
+            or_(
+                IdentityRecord.linked_at.is_(None),
+                IdentityRecord.linked_at <= stmt.excluded.linked_at,
+            ),
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["user_id"],
+            set_={
+                "account_id": case(
+                    (newer, stmt.excluded.account_id), else_=IdentityRecord.account_id
+                ),
+                "linked_at": case((newer, stmt.excluded.linked_at), else_=IdentityRecord.linked_at),
+            },
+        ).returning(IdentityRecord.user_id, IdentityRecord.account_id)
+        return {user: account for user, account in await self._session.execute(stmt)}
+
     async def add_pending(
         self, events: Sequence[UnattributedEvent], recorded_at: datetime
     ) -> set[str]:
@@ -108,33 +166,67 @@ class IdentityRepository:
 
     async def take_pending(self, user_id: str) -> list[UnattributedEvent]:
         """Remove and return the user's parked events, in event-time order."""
-        stmt = (
-            delete(PendingEventRecord)
-            .where(PendingEventRecord.user_id == user_id)
-            .returning(
-                PendingEventRecord.id,
-                PendingEventRecord.user_id,
-                PendingEventRecord.name,
-                PendingEventRecord.occurred_at,
-                PendingEventRecord.properties,
-                PendingEventRecord.source,
+        return (await self.take_pending_of([user_id])).get(user_id, [])
+
+    async def take_pending_of(self, user_ids: Iterable[str]) -> dict[str, list[UnattributedEvent]]:
+        """``take_pending`` for many users in one statement per chunk: user → events in
+        event-time order (users without parked events are absent)."""
+        ids = sorted(set(user_ids))
+        taken: dict[str, list[UnattributedEvent]] = {}
+        for start in range(0, len(ids), CHUNK):
+            stmt = (
+                delete(PendingEventRecord)
+                .where(PendingEventRecord.user_id.in_(ids[start : start + CHUNK]))
+                .returning(*_PENDING_COLUMNS)
+                .execution_options(synchronize_session=False)
             )
-            .execution_options(synchronize_session=False)
-        )
-        rows = (await self._session.execute(stmt)).all()
-        events = [
-            UnattributedEvent(
-                id=r.id,
-                user_id=r.user_id,
-                name=r.name,
-                at=r.occurred_at,
-                properties=r.properties,
-                source=r.source,
-            )
-            for r in rows
-        ]
-        return sorted(events, key=lambda e: (e.at, e.id))
+            for row in (await self._session.execute(stmt)).all():
+                taken.setdefault(row.user_id, []).append(_unattributed(row))
+        for events in taken.values():
+            events.sort(key=lambda e: (e.at, e.id))
+        return taken
 
     async def pending_count(self) -> int:
         stmt = select(func.count()).select_from(PendingEventRecord)
         return (await self._session.scalar(stmt)) or 0
+
+
+_PENDING_COLUMNS = (
+    PendingEventRecord.id,
+    PendingEventRecord.user_id,
+    PendingEventRecord.name,
+    PendingEventRecord.occurred_at,
+    PendingEventRecord.properties,
+    PendingEventRecord.source,
+)
+
+
+def _unattributed(row: Any) -> UnattributedEvent:
+    return UnattributedEvent(
+        id=row.id,
+        user_id=row.user_id,
+        name=row.name,
+        at=row.occurred_at,
+        properties=row.properties,
+        source=row.source,
+    )
+
+
+# The PostgreSQL form of ``link_and_claim``: one statement, three array parameters.
+_UNNEST_LINK = text(
+    """
+    INSERT INTO identities (user_id, account_id, linked_at)
+    SELECT * FROM unnest(CAST(:users AS varchar[]), CAST(:accounts AS varchar[]),
+                         CAST(:times AS timestamptz[]))
+    ON CONFLICT (user_id) DO UPDATE SET
+        account_id = CASE WHEN excluded.linked_at IS NOT NULL
+                           AND (identities.linked_at IS NULL
+                                OR identities.linked_at <= excluded.linked_at)
+                          THEN excluded.account_id ELSE identities.account_id END,
+        linked_at = CASE WHEN excluded.linked_at IS NOT NULL
+                          AND (identities.linked_at IS NULL
+                               OR identities.linked_at <= excluded.linked_at)
+                         THEN excluded.linked_at ELSE identities.linked_at END
+    RETURNING user_id, account_id
+    """
+)
