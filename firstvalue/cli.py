@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import signal
 from collections.abc import Coroutine
 from datetime import UTC, datetime
@@ -34,6 +35,15 @@ plans_app = typer.Typer(help="Onboarding plans (YAML).", no_args_is_help=True)
 app.add_typer(plans_app, name="plans")
 console = Console()
 errors = Console(stderr=True)
+
+
+class ExportFormat(enum.StrEnum):
+    """``backfill --format``: the vendor shape of an export's lines."""
+
+    auto = "auto"
+    segment = "segment"
+    mixpanel = "mixpanel"
+
 
 PortOption = Annotated[
     int | None, typer.Option("--port", help="HTTP port (default FIRSTVALUE_API_PORT or 8000).")
@@ -147,6 +157,52 @@ def demo_data_command(
                 f.write(orjson.dumps(records.to_record(fact)) + b"\n")
     console.print(f"{len(history.accounts)} accounts, {len(history.messages)} messages, "
                   f"{len(history.facts)} manual facts up to {history.now.isoformat()} → {out}/")
+
+
+@app.command("backfill")
+def backfill_command(
+    files: Annotated[list[Path], typer.Argument(help="NDJSON exports, one event a line; .gz too.")],
+    format: Annotated[
+        ExportFormat, typer.Option("--format", help="Vendor shape of the lines (auto: per line).")
+    ] = ExportFormat.auto,
+    batch_size: Annotated[
+        int, typer.Option("--batch-size", min=1, help="Lines per transaction.")
+    ] = 1000,
+    checkpoint: Annotated[
+        Path | None,
+        typer.Option(help="Checkpoint file (default: FILE.checkpoint.json beside the first FILE)."),
+    ] = None,
+    restart: Annotated[
+        bool, typer.Option("--restart", help="Ignore the checkpoint and start from line 1.")
+    ] = False,
+) -> None:
+    """Ingest Segment or Mixpanel NDJSON exports as live ingestion would, resumably.
+
+    Rejected lines go to FILE.rejected.ndjson (line, reason, original); exit code 1 if any.
+    """
+    from firstvalue import backfill, backfill_view
+
+    settings = _settings()
+    where = backfill.checkpoint_path(files, checkpoint)
+    with backfill_view.ProgressBar(errors) as bar:
+        try:
+            summary = asyncio.run(backfill.run(
+                settings, files, fmt=format.value, batch_size=batch_size, checkpoint=checkpoint,
+                restart=restart, observer=bar,
+            ))
+        except (backfill.BackfillError, backfill.CheckpointError) as exc:
+            errors.print(f"[red]Backfill failed:[/red] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from exc
+        except KeyboardInterrupt:
+            errors.print(f"Interrupted. Run the same command again to resume from {where}.")
+            raise typer.Exit(130) from None
+        except Exception as exc:  # a database or broker failure: say how to resume
+            errors.print(f"[red]Backfill stopped:[/red] {exc!r}\nWhat was stored is kept; run "
+                         f"the same command again to resume from {where}.", highlight=False)
+            raise typer.Exit(2) from exc
+    backfill_view.print_summary(console, summary)
+    if summary.totals.rejected:
+        raise typer.Exit(1)
 
 
 def _moment(text: str) -> datetime:
