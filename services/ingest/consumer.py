@@ -34,6 +34,7 @@ from shared.bus.bus import Batch, Bus, Message, Subscription
 from shared.bus.messages import FactsNotice
 from shared.config import Settings
 from shared.domain.plans import Plan
+from shared.observability.metrics import record_decoded, record_stored
 
 log = logging.getLogger(__name__)
 MAX_CONSECUTIVE_FAILURES = 5
@@ -184,6 +185,8 @@ def decode_batch(batch: Batch, options: IngestOptions) -> DecodedBatch:
             else:
                 events.append(outcome)
         decoded.good.append((message, events))
+    sources = [event.source for _, events in decoded.good for event in events]
+    record_decoded(sources, [original or m.value for m, _, _, original in decoded.dead])
     return decoded
 
 
@@ -291,6 +294,7 @@ async def run_ingest(
     def applied(result: IngestResult) -> None:
         nonlocal failures
         failures = 0
+        record_stored(result)  # metrics: outcomes and dead letters of a committed batch
         if on_batch is not None:
             on_batch(result)
 

@@ -143,7 +143,8 @@ async def _register(
     recorded_at: datetime,
     stored: Stored,
 ) -> None:
-    onboardings = OnboardingRepository(session)
+    """One statement for every Contract Signed of the batch (first registration wins)."""
+    registrations = []
     for observed, _ in attributed:
         if observed.name != CONTRACT_SIGNED:
             continue
@@ -152,7 +153,10 @@ async def _register(
         except InvalidMessage as error:  # only parked events can get here: plans changed since
             log.error("event %s no longer registers an onboarding: %s", observed.id, error)
             continue
-        fact = registration(terms, observed.account_id, observed.at)
-        if await onboardings.register(fact, recorded_at):
-            stored.registered += 1
-        stored.touched[observed.account_id].append(fact.id)
+        registrations.append(registration(terms, observed.account_id, observed.at))
+    if not registrations:
+        return
+    new = await OnboardingRepository(session).register_many(registrations, recorded_at)
+    stored.registered += len(new)
+    for fact in registrations:
+        stored.touched[fact.account_id].append(fact.id)

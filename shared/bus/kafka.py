@@ -98,10 +98,16 @@ class KafkaSubscription:
         self._closed = asyncio.Event()
 
     async def __aenter__(self) -> Self:
-        self._consumer = self._bus._consumer(self._group)
-        self._consumer.subscribe([self._bus.physical(self._topic)], listener=_Listener(self))
-        await self._consumer.start()
-        self._bus._subscriptions.add(self)
+        consumer = self._bus._consumer(self._group)
+        consumer.subscribe([self._bus.physical(self._topic)], listener=_Listener(self))
+        self._consumer = consumer
+        self._bus._subscriptions.add(self)  # so that a bus stopping meanwhile closes it too
+        try:
+            await consumer.start()
+        except BaseException:  # cancelled or failed while joining: leave nothing open
+            with contextlib.suppress(Exception):
+                await self.close()
+            raise
         return self
 
     async def __aexit__(
@@ -260,7 +266,10 @@ class KafkaBus:
         return self._prefix + topic
 
     async def start(self) -> None:
-        self._producer = AIOKafkaProducer(
+        """Start the producer; a second call is a no-op (callers may share a started bus)."""
+        if self._producer is not None:
+            return
+        producer = AIOKafkaProducer(
             bootstrap_servers=self._servers,
             client_id=self._client_id,
             acks="all",
@@ -268,7 +277,13 @@ class KafkaBus:
             linger_ms=self._linger_ms,
             max_batch_size=256 * 1024,
         )
-        await self._producer.start()
+        try:
+            await producer.start()
+        except BaseException:  # e.g. no broker: close what started before raising
+            with contextlib.suppress(Exception):
+                await producer.stop()
+            raise
+        self._producer = producer
 
     async def stop(self) -> None:
         """End every subscription after its batch in hand, then flush and close the producer."""
@@ -283,10 +298,11 @@ class KafkaBus:
             for subscription in list(self._subscriptions):  # their owners never let go
                 log.warning("closing a subscription that did not finish within the grace time")
                 await subscription.close()
-        for client in (self._probe, self._admin):
-            if client is not None:
-                await client.close() if client is self._admin else await client.stop()
-        self._probe = self._admin = None
+        probe, admin, self._probe, self._admin = self._probe, self._admin, None, None
+        if probe is not None:
+            await probe.stop()
+        if admin is not None:
+            await admin.close()
         if self._producer is not None:
             producer, self._producer = self._producer, None
             await producer.flush()
@@ -306,6 +322,10 @@ class KafkaBus:
         ]
         if sent:
             await asyncio.gather(*sent)
+
+    def assignment(self) -> set[tuple[str, int]]:
+        """(logical topic, partition) pairs this bus's consumers own right now."""
+        return {(s._topic, tp.partition) for s in self._subscriptions for tp in s._epochs}
 
     def subscribe(self, topic: str, group: str, *, max_records: int = 500) -> KafkaSubscription:
         return KafkaSubscription(self, topic, group, max_records)
@@ -333,16 +353,28 @@ class KafkaBus:
         return total
 
     async def _clients(self) -> tuple[AIOKafkaAdminClient, AIOKafkaConsumer]:
-        if self._admin is None or self._probe is None:
-            self._admin = AIOKafkaAdminClient(
-                bootstrap_servers=self._servers, client_id=f"{self._client_id}-lag"
-            )
-            await self._admin.start()
-            self._probe = AIOKafkaConsumer(
-                bootstrap_servers=self._servers, client_id=f"{self._client_id}-lag"
-            )
-            await self._probe.start()
-        return self._admin, self._probe
+        """The lag clients, started once; both closed again if either fails to start (or the
+        caller is cancelled meanwhile), so none is left open."""
+        if self._admin is not None and self._probe is not None:
+            return self._admin, self._probe
+        name = f"{self._client_id}-lag"
+        admin = AIOKafkaAdminClient(bootstrap_servers=self._servers, client_id=name)
+        probe = AIOKafkaConsumer(bootstrap_servers=self._servers, client_id=name)
+        try:
+            await admin.start()
+            await probe.start()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await probe.stop()
+            with contextlib.suppress(Exception):
+                await admin.close()
+            raise
+        if self._admin is not None and self._probe is not None:  # another call won the race
+            await probe.stop()
+            await admin.close()
+            return self._admin, self._probe
+        self._admin, self._probe = admin, probe
+        return admin, probe
 
     def _consumer(self, group: str) -> AIOKafkaConsumer:
         return AIOKafkaConsumer(

@@ -7,6 +7,7 @@ its account's usage events and its own manual facts.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -35,6 +36,8 @@ FACT_KINDS: dict[str, type[ManualFact]] = {
 }
 _KIND_OF = {cls: kind for kind, cls in FACT_KINDS.items()}
 _COLUMNS = {"id", "onboarding_id", "at"}  # stored as columns, not in the payload
+
+REGISTER_CHUNK = 1000  # rows per statement: 10 parameters each, under the drivers' limits
 
 
 def _registration(r: OnboardingRecord) -> OnboardingRegistered:
@@ -88,6 +91,43 @@ class OnboardingRepository:
             .returning(OnboardingRecord.onboarding_id)
         )
         return (await self._session.scalar(stmt)) is not None
+
+    async def register_many(
+        self, registrations: Sequence[OnboardingRegistered], recorded_at: datetime
+    ) -> set[str]:
+        """Store many registrations in one statement (ingest batches); the onboarding ids
+        that were new. As with ``register``, the first registration of an id wins, also
+        within ``registrations``."""
+        first: dict[str, OnboardingRegistered] = {}
+        for registration in registrations:
+            first.setdefault(registration.onboarding_id, registration)
+        if not first:
+            return set()
+        rows = [
+            {
+                "onboarding_id": r.onboarding_id,
+                "fact_id": r.id,
+                "account_id": r.account_id,
+                "plan_key": r.plan_key,
+                "signed_at": r.at,
+                "csm": r.csm,
+                "champion_user_id": r.champion_user_id,
+                "licensed_seats": r.licensed_seats,
+                "account_name": r.account_name,
+                "recorded_at": recorded_at,
+            }
+            for r in sorted(first.values(), key=lambda r: r.onboarding_id)  # lock order
+        ]
+        new: set[str] = set()
+        for start in range(0, len(rows), REGISTER_CHUNK):
+            stmt = (
+                dialect.insert(self._session, OnboardingRecord)
+                .values(rows[start : start + REGISTER_CHUNK])
+                .on_conflict_do_nothing()
+                .returning(OnboardingRecord.onboarding_id)
+            )
+            new.update((await self._session.scalars(stmt)).all())
+        return new
 
     async def registration(self, onboarding_id: str) -> OnboardingRegistered | None:
         record = await self._session.get(OnboardingRecord, onboarding_id)

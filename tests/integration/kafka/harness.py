@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
@@ -17,7 +18,7 @@ from services.ingest.consumer import IngestOptions, IngestResult, run_ingest
 from services.ingest.normalize import partition_key
 from services.milestones.consumer import run_milestones
 from shared.bus import topics
-from shared.bus.bus import Bus
+from shared.bus.bus import Bus, Message
 from shared.domain import codec
 from shared.domain.evaluate import evaluate
 from shared.domain.plans import Plan
@@ -41,6 +42,23 @@ async def eventually(check: Callable[[], Awaitable[bool]], what: str) -> None:
         if loop.time() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         await asyncio.sleep(0.05)
+
+
+async def read_topic(bus: Bus, topic: str, *, at_least: int) -> list[Message]:
+    """Every record of ``topic``, read by a group of its own that never commits (so its lag
+    is the topic's size), once there are at least ``at_least``."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + DEADLINE_SECONDS
+    seen: list[Message] = []
+    group = f"reader-{uuid.uuid4().hex[:8]}"
+    async with bus.subscribe(topic, group) as subscription:
+        batches = aiter(subscription)
+        while len(seen) < max(at_least, await bus.lag(topic, group)):
+            if loop.time() > deadline:
+                raise AssertionError(f"read {len(seen)} of {at_least} records of {topic}")
+            batch = await asyncio.wait_for(anext(batches), deadline - loop.time())
+            seen.extend(batch.messages)
+    return seen
 
 
 async def drained(bus: Bus, topic: str = topics.EVENTS, group: str = "ingest") -> None:

@@ -1,0 +1,447 @@
+"""Ingest throughput on the real broker and PostgreSQL, measured in one run.
+
+  deploy/local/with-servers.sh .venv/bin/python bench/ingest.py [--events N]   (or: make bench)
+
+1. Produces N demo events (Segment messages, keyed by account) to a fresh topic.
+2. (a) raw aiokafka: one consumer reads the topic with ``getmany``, no processing — the
+   ceiling for anything that consumes it in Python on this machine.
+   (b) end to end: firstvalue's ingest consumer (``run_ingest`` on the Kafka bus) from that
+   topic into a fresh PostgreSQL database; the clock stops when the last offset is
+   committed, which the consumer does only after the batch's facts are committed.
+   The raw clock starts with the fetching (no group to join); the end-to-end one when the
+   first batch is in hand (the group join left out).
+3. (c) HTTP: ``firstvalue api`` in a subprocess (uvicorn, producing to Kafka), fed by an
+   httpx client over a few connections posting Segment ``/v1/batch`` bodies of 100 events.
+4. References: firstvalue's decoding alone (no I/O, one core), and on the same PostgreSQL
+   server ``executemany`` with ``ON CONFLICT DO NOTHING`` and ``COPY`` of the same rows into
+   a table shaped like ``events``. The load average is printed too: the machine is shared.
+Prints each rate and the ratio end-to-end / raw (target ≥ 0.30). Results: bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any, Self
+
+import asyncpg  # type: ignore[import-untyped]
+import httpx
+import orjson
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from lab.machine import describe
+from lab.postgres import asyncpg_dsn, fresh_database, server_version
+from lab.workload import demo_events
+
+from services.ingest.consumer import BATCH_RECORDS, IngestOptions, decode, run_ingest
+from services.ingest.normalize import partition_key
+from shared.bus import topics
+from shared.bus.bus import Batch
+from shared.bus.kafka import KafkaBus
+from shared.domain.plan_loader import default_plans
+from shared.storage.engine import create_engine, create_sessionmaker
+
+PARTITIONS = 6  # as analytics.events in deploy/local/kafka.sh
+PRODUCE_CHUNK = 10_000
+HTTP_BATCH = 100
+DEADLINE = 900.0  # seconds for any one stage
+TARGET_RATIO = 0.30
+
+
+@dataclass
+class Rates:
+    events: int
+    produced: float = 0.0
+    raw: float = 0.0
+    end_to_end: float = 0.0
+    stored: int = 0
+    http: float = 0.0
+    http_events: int = 0
+    executemany: float = 0.0
+    copy: float = 0.0
+    decode: float = 0.0
+
+
+def env(name: str) -> str:
+    value = os.environ.get(name)
+    if not value:
+        sys.exit(f"{name} is not set: run through deploy/local/with-servers.sh (make bench)")
+    return value
+
+
+async def create_topics(servers: str, prefix: str) -> None:
+    """The bench's namespace: the topics ingest reads and writes, made before they are used."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=servers, client_id="bench-admin")
+    await admin.start()
+    try:
+        await admin.create_topics(
+            [NewTopic(prefix + t, PARTITIONS, 1) for t in (topics.EVENTS, topics.FACTS)]
+            + [NewTopic(prefix + topics.EVENTS_DLQ, 1, 1)]
+        )
+    finally:
+        await admin.close()
+
+
+async def produce(bus: KafkaBus, records: Sequence[tuple[str | None, bytes]]) -> float:
+    """Events/s through ``KafkaBus.publish_many`` (acks=all, idempotent producer)."""
+    started = time.perf_counter()
+    for start in range(0, len(records), PRODUCE_CHUNK):
+        await bus.publish_many(topics.EVENTS, records[start : start + PRODUCE_CHUNK])
+    return len(records) / (time.perf_counter() - started)
+
+
+async def raw_consumption(servers: str, topic: str, expected: int) -> float:
+    """Events/s of a bare aiokafka consumer: ``getmany`` until every record is in hand."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=servers, group_id=None, enable_auto_commit=False,
+        auto_offset_reset="earliest", max_partition_fetch_bytes=4 * 1024 * 1024,
+    )
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in range(PARTITIONS)]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        count = 0
+        deadline = time.monotonic() + DEADLINE
+        started = time.perf_counter()  # no group to join: the clock starts with the fetching
+        while count < expected:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"raw consumer read {count} of {expected} records")
+            fetched = await consumer.getmany(timeout_ms=1000, max_records=BATCH_RECORDS)
+            count += sum(len(records) for records in fetched.values())
+        return count / (time.perf_counter() - started)
+    finally:
+        await consumer.stop()
+
+
+class Observed:
+    """The real ``KafkaBus`` with a stopwatch: the first batch yielded, then every commit
+    (which the ingest consumer makes only after the batch's database transaction)."""
+
+    def __init__(self, bus: KafkaBus, expected: int) -> None:
+        self.bus = bus
+        self.expected = expected
+        self.committed = 0
+        self.first = self.last = 0.0
+        self.done = asyncio.Event()
+
+    async def start(self) -> None:
+        await self.bus.start()
+
+    async def stop(self) -> None:
+        await self.bus.stop()
+
+    async def publish(self, topic: str, key: str | None, value: bytes) -> None:
+        await self.bus.publish(topic, key, value)
+
+    async def publish_many(self, topic: str, items: Iterable[tuple[str | None, bytes]]) -> None:
+        await self.bus.publish_many(topic, items)
+
+    async def lag(self, topic: str, group: str) -> int:
+        return await self.bus.lag(topic, group)
+
+    def subscribe(self, topic: str, group: str, *, max_records: int = 500) -> ObservedSubscription:
+        return ObservedSubscription(self, self.bus.subscribe(topic, group, max_records=max_records))
+
+
+class ObservedSubscription:
+    def __init__(self, owner: Observed, inner: Any) -> None:
+        self._owner = owner
+        self._inner = inner
+
+    async def __aenter__(self) -> Self:
+        await self._inner.__aenter__()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._inner.__aexit__(exc_type, exc, tb)
+
+    async def __aiter__(self) -> AsyncIterator[ObservedBatch]:
+        async for batch in self._inner:
+            if not self._owner.first:
+                self._owner.first = time.perf_counter()
+            yield ObservedBatch(self._owner, batch)
+
+
+class ObservedBatch:
+    def __init__(self, owner: Observed, inner: Batch) -> None:
+        self._owner = owner
+        self._inner = inner
+        self.messages = inner.messages
+
+    async def commit(self) -> None:
+        await self._inner.commit()
+        owner = self._owner
+        owner.committed += len(self.messages)
+        if owner.committed >= owner.expected and not owner.done.is_set():
+            owner.last = time.perf_counter()
+            owner.done.set()
+
+
+async def end_to_end(servers: str, prefix: str, database_url: str, expected: int) -> float:
+    """Events/s of firstvalue's ingest consumer, Kafka → facts committed in PostgreSQL."""
+    plans = default_plans()
+    engine = create_engine(database_url, application_name="firstvalue-bench")
+    bus = Observed(KafkaBus(servers, client_id="bench-ingest", topic_prefix=prefix), expected)
+    await bus.start()
+    options = IngestOptions(plan_keys=frozenset(plans))
+    group = f"bench-ingest-{uuid.uuid4().hex[:8]}"
+    consumer = asyncio.create_task(
+        run_ingest(bus, create_sessionmaker(engine), options, group=group)  # type: ignore[arg-type]
+    )
+    try:
+        done = asyncio.create_task(bus.done.wait())
+        await asyncio.wait({done, consumer}, timeout=DEADLINE, return_when=asyncio.FIRST_COMPLETED)
+        if consumer.done():
+            consumer.result()  # a failure: raise it
+        if not bus.done.is_set():
+            raise TimeoutError(f"ingest committed {bus.committed} of {expected} records")
+        return bus.committed / (bus.last - bus.first)
+    finally:
+        await bus.stop()
+        await asyncio.gather(consumer, return_exceptions=True)
+        await engine.dispose()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class EndOffsets:
+    """Records on a topic so far (a consumer kept open: one started and stopped at once trips
+    over aiokafka's own start-up tasks)."""
+
+    def __init__(self, servers: str, topic: str) -> None:
+        self._consumer = AIOKafkaConsumer(bootstrap_servers=servers, group_id=None)
+        self._partitions = [TopicPartition(topic, p) for p in range(PARTITIONS)]
+
+    async def __aenter__(self) -> Self:
+        await self._consumer.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._consumer.stop()
+
+    async def total(self) -> int:
+        return sum((await self._consumer.end_offsets(self._partitions)).values())
+
+
+async def _wait_ready(client: httpx.AsyncClient, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"firstvalue api exited with {process.returncode}")
+        try:
+            if (await client.get("/readyz")).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        await asyncio.sleep(0.2)  # readiness poll, bounded by the deadline
+    raise TimeoutError("firstvalue api did not become ready")
+
+
+async def http_ingest(
+    servers: str, database_url: str, events: Sequence[dict[str, Any]], connections: int
+) -> float:
+    """Events/s accepted (200) by ``POST /v1/batch`` of a real ``firstvalue api`` process."""
+    port = _free_port()
+    settings = {
+        "FIRSTVALUE_DATABASE_URL": database_url,
+        "FIRSTVALUE_KAFKA_BOOTSTRAP_SERVERS": servers,
+        "FIRSTVALUE_API_PORT": str(port),
+    }
+    sent_at = datetime.now(UTC).isoformat()
+    bodies = [
+        orjson.dumps({"batch": list(events[i : i + HTTP_BATCH]), "sentAt": sent_at})
+        for i in range(0, len(events), HTTP_BATCH)
+    ]
+    with tempfile.TemporaryFile() as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "firstvalue", "api"], env={**os.environ, **settings},
+            stdout=log, stderr=log,
+        )
+        try:
+            limits = httpx.Limits(max_connections=connections)
+            async with EndOffsets(servers, topics.EVENTS) as offsets, httpx.AsyncClient(
+                base_url=f"http://127.0.0.1:{port}", limits=limits, timeout=60
+            ) as client:
+                await _wait_ready(client, process)
+                await _post(client, orjson.dumps({"batch": [events[0]]}))  # warm-up
+                before = await offsets.total()
+                queue = iter(bodies)
+
+                async def worker() -> None:
+                    for body in queue:
+                        await _post(client, body)
+
+                started = time.perf_counter()
+                await asyncio.gather(*(worker() for _ in range(connections)))
+                elapsed = time.perf_counter() - started
+                produced = await offsets.total() - before
+            if produced != len(events):
+                raise AssertionError(f"{len(events)} events accepted, {produced} on the topic")
+            return len(events) / elapsed
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
+
+
+async def _post(client: httpx.AsyncClient, body: bytes) -> None:
+    response = await client.post(
+        "/v1/batch", content=body, headers={"Content-Type": "application/json"}
+    )
+    if response.status_code != 200:
+        raise AssertionError(f"/v1/batch answered {response.status_code}: {response.text}")
+
+
+async def postgres_reference(database_url: str, events: Sequence[dict[str, Any]]) -> tuple[
+    float, float
+]:
+    """Rows/s of asyncpg ``executemany`` (ON CONFLICT DO NOTHING) and ``COPY`` of the same
+    rows into a table shaped like ``events``: what PostgreSQL alone does on this machine."""
+    now = datetime.now(UTC)
+    rows = [
+        (m["messageId"], (m.get("context") or {}).get("groupId") or m.get("groupId") or "-",
+         m["userId"], m.get("event") or m["type"], datetime.fromisoformat(m["timestamp"]),
+         orjson.dumps(m.get("properties") or m.get("traits") or {}).decode(), "segment", now)
+        for m in events
+    ]
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        await conn.execute(
+            "CREATE TABLE bench_events (id text PRIMARY KEY, account_id text, user_id text, "
+            "name text, occurred_at timestamptz, properties jsonb, source text, "
+            "recorded_at timestamptz)"
+        )
+        started = time.perf_counter()
+        async with conn.transaction():
+            await conn.executemany(
+                "INSERT INTO bench_events VALUES ($1, $2, $3, $4, $5, $6, $7, $8) "
+                "ON CONFLICT (id) DO NOTHING", rows,
+            )
+        executemany = len(rows) / (time.perf_counter() - started)
+        await conn.execute("TRUNCATE bench_events")
+        started = time.perf_counter()
+        async with conn.transaction():
+            await conn.copy_records_to_table("bench_events", records=rows)
+        copy = len(rows) / (time.perf_counter() - started)
+        await conn.execute("DROP TABLE bench_events")
+        return executemany, copy
+    finally:
+        await conn.close()
+
+
+async def stored_events(database_url: str) -> int:
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
+    try:
+        return int(await conn.fetchval("SELECT count(*) FROM events"))
+    finally:
+        await conn.close()
+
+
+def _load() -> str:
+    return " ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
+def decode_only(records: Sequence[tuple[str | None, bytes]]) -> float:
+    """Events/s of firstvalue's decoding alone (JSON → normalised event, no I/O): the
+    CPU floor of the end-to-end path, whatever the database does."""
+    options = IngestOptions(plan_keys=frozenset(default_plans()))
+    now = datetime.now(UTC)
+    started = time.perf_counter()
+    for _, value in records:
+        decode(value, now, options)
+    return len(records) / (time.perf_counter() - started)
+
+
+async def main(args: argparse.Namespace) -> Rates:
+    servers = env("FIRSTVALUE_TEST_KAFKA_BOOTSTRAP_SERVERS")
+    postgres = env("FIRSTVALUE_TEST_DATABASE_URL")
+    print(f"machine: {describe(await server_version(postgres))}", flush=True)
+    print(f"load average at start: {_load()} (other work on the machine skews every figure)")
+    events = demo_events(args.events, datetime.now(UTC))
+    records = [(partition_key(m), orjson.dumps(m)) for m in events]
+    size = sum(len(v) for _, v in records) / len(records)
+    print(f"workload: {len(events):,} demo events ({size:.0f} bytes on average, "
+          f"{sum(m['type'] == 'track' for m in events):,} track calls), "
+          f"{PARTITIONS} partitions", flush=True)
+    # As `firstvalue ingest` does after start-up: long-lived objects (here the workload)
+    # leave the garbage collector's passes, which would otherwise rescan them per batch.
+    gc.freeze()
+    rates = Rates(events=len(events))
+    prefix = f"bench-{uuid.uuid4().hex[:8]}."
+    await create_topics(servers, prefix)
+    bus = KafkaBus(servers, client_id="bench-producer", topic_prefix=prefix)
+    await bus.start()
+    try:
+        rates.produced = await produce(bus, records)
+    finally:
+        await bus.stop()
+    print(f"  produced          {rates.produced:>10,.0f} events/s", flush=True)
+    rates.raw = await raw_consumption(servers, prefix + topics.EVENTS, len(events))
+    print(f"  (a) raw aiokafka  {rates.raw:>10,.0f} events/s", flush=True)
+    rates.decode = decode_only(records)
+    print(f"  decode alone      {rates.decode:>10,.0f} events/s", flush=True)
+    async with fresh_database(postgres) as url:
+        rates.end_to_end = await end_to_end(servers, prefix, url, len(events))
+        rates.stored = await stored_events(url)
+        print(f"  (b) end to end    {rates.end_to_end:>10,.0f} events/s "
+              f"({rates.stored:,} events stored)", flush=True)
+        http_events = events[: args.http_events]
+        rates.http_events = len(http_events)
+        rates.http = await http_ingest(servers, url, http_events, args.connections)
+        print(f"  (c) HTTP          {rates.http:>10,.0f} events/s", flush=True)
+        rates.executemany, rates.copy = await postgres_reference(url, events)
+    return rates
+
+
+def report(rates: Rates, args: argparse.Namespace) -> None:
+    ratio = rates.end_to_end / rates.raw
+    verdict = "meets" if ratio >= TARGET_RATIO else "is BELOW"
+    rows = [
+        ("produce (KafkaBus.publish_many, acks=all)", rates.produced, "events/s"),
+        ("(a) raw aiokafka getmany, no processing", rates.raw, "events/s"),
+        ("(b) end to end: Kafka -> facts in PostgreSQL", rates.end_to_end, "events/s"),
+        (f"(c) HTTP /v1/batch of {HTTP_BATCH}, {args.connections} connections", rates.http,
+         f"events/s ({rates.http_events:,} events)"),
+        ("firstvalue decode alone (no I/O), one core", rates.decode, "events/s"),
+        ("PostgreSQL executemany ON CONFLICT", rates.executemany, "rows/s"),
+        ("PostgreSQL COPY", rates.copy, "rows/s"),
+    ]
+    print(f"\nfirstvalue ingest bench: {rates.events:,} events (load average now: {_load()})")
+    for label, value, unit in rows:
+        print(f"  {label:<46} {value:>10,.0f} {unit}")
+    print(f"  ratio end to end / raw = {ratio:.2f}: {verdict} the target {TARGET_RATIO:.2f} "
+          f"(end to end / COPY = {rates.end_to_end / rates.copy:.2f})")
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=200_000,
+                        help="events to produce (default 200,000: about a minute)")
+    parser.add_argument("--http-events", type=int, default=50_000,
+                        help="events to post to the HTTP ingest (default 50,000)")
+    parser.add_argument("--connections", type=int, default=4, help="HTTP client connections")
+    return parser.parse_args(argv)
+
+
+if __name__ == "__main__":
+    arguments = parse()
+    report(asyncio.run(main(arguments)), arguments)

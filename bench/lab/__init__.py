@@ -1,0 +1,4 @@
+"""What the benches share: the workload, a scratch PostgreSQL database, the machine's facts.
+
+A package rather than modules beside the benches: ``make bench`` runs every ``bench/*.py``.
+"""
