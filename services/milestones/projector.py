@@ -18,7 +18,7 @@ from shared.bus import topics
 from shared.domain.evaluate import evaluate
 from shared.domain.plans import Plan
 from shared.domain.state import OnboardingState
-from shared.domain.transitions import EscalationOpened, EscalationResolved, Transition, transitions
+from shared.domain.transitions import ESCALATION_TRANSITIONS, Transition, transitions
 from shared.storage.onboardings import OnboardingRepository
 from shared.storage.outbox import OutboxRepository
 from shared.storage.projections import ProjectionRepository
@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 
 def topic_of(transition: Transition) -> str:
-    if isinstance(transition, EscalationOpened | EscalationResolved):
+    if isinstance(transition, ESCALATION_TRANSITIONS):
         return topics.ESCALATIONS
     return topics.TRANSITIONS
 

@@ -1,6 +1,11 @@
 """Timers: re-evaluate onboardings whose next due moment has passed (SLA deadlines,
 escalation days, silence), found through the indexed ``next_due_at`` — never a full scan.
 
+Several milestone instances may tick at once: each page of due onboardings is claimed with
+``FOR UPDATE SKIP LOCKED`` (PostgreSQL), so no onboarding is re-evaluated by two instances
+in one tick, and a re-evaluation that races a fact's projection waits on the same row lock.
+A transition is queued in the outbox once (unique id), so it is published once either way.
+
 The clock is injected, so tests move time instead of waiting for it.
 """
 
@@ -17,6 +22,7 @@ from services.milestones.projector import project_many
 from services.milestones.publisher import relay_outbox
 from shared.bus.bus import Bus
 from shared.domain.plans import Plan
+from shared.observability.database import observe_timer_lateness
 from shared.storage.projections import ProjectionRepository
 
 log = logging.getLogger(__name__)
@@ -35,8 +41,9 @@ async def fire_due(
     done: set[str] = set()
     while True:
         async with sessionmaker() as session, session.begin():
-            due = await ProjectionRepository(session).due(now, limit)
+            due = await ProjectionRepository(session).claim_due(now, limit)
             fresh = [onboarding_id for onboarding_id in due if onboarding_id not in done]
+            await observe_timer_lateness(session, fresh, now)  # metrics, before re-projection
             await project_many(session, plans, fresh, now)
         done.update(fresh)
         # A page with nothing new means what is left is stuck (e.g. its plan is gone).
@@ -44,6 +51,18 @@ async def fire_due(
             break
     await relay_outbox(sessionmaker, bus)
     return len(done)
+
+
+async def _seconds_to_next(
+    sessionmaker: async_sessionmaker[AsyncSession], clock: Callable[[], datetime], cap: float
+) -> float:
+    """How long to sleep: until the earliest upcoming due moment, at most ``cap``."""
+    now = clock()
+    async with sessionmaker() as session:
+        upcoming = await ProjectionRepository(session).next_due_after(now)
+    if upcoming is None:
+        return cap
+    return min(cap, max((upcoming - clock()).total_seconds(), 0.0))
 
 
 async def run_timers(
@@ -54,13 +73,17 @@ async def run_timers(
     interval_seconds: float,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> None:
-    """Tick every ``interval_seconds`` until cancelled; a failed tick is logged and the next
-    one retries it (state is derived from facts, so nothing is lost by waiting)."""
+    """Tick until cancelled: at the earliest upcoming due moment, and at least every
+    ``interval_seconds`` (which also catches moments that facts just brought forward). A
+    failed tick is logged and the next one retries it (state is derived from facts, so
+    nothing is lost by waiting)."""
     while True:
+        wait = interval_seconds
         try:
             fired = await fire_due(sessionmaker, bus, plans, clock())
             if fired:
                 log.info("timers re-evaluated %d onboardings", fired)
+            wait = await _seconds_to_next(sessionmaker, clock, interval_seconds)
         except Exception:
             log.exception("timer tick failed; retrying in %.0fs", interval_seconds)
-        await asyncio.sleep(interval_seconds)
+        await asyncio.sleep(wait)

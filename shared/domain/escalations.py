@@ -12,14 +12,17 @@ from __future__ import annotations
 
 from bisect import bisect_right
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from shared.domain.calendar import add_days
 from shared.domain.facts import EventObserved
 from shared.domain.plans import Calendar, EscalationRule
 from shared.domain.sla import Pause, shift
-from shared.domain.state import EscalationStatus
+from shared.domain.state import EscalationLadder, EscalationStatus
+
+SLA_LADDER = "sla"
+LADDER_KINDS = frozenset({"milestone_missing", "stage_not_exited", "none_complete"})
 
 
 @dataclass(frozen=True)
@@ -47,31 +50,44 @@ def _day(moment: datetime) -> str:
     return moment.date().isoformat()
 
 
-def _stopped(ctx: Context, moment: datetime | None) -> datetime | None:
-    """When an escalation's condition stopped holding: its own resolution or onboarding."""
-    ends = [m for m in (moment, ctx.onboarded_at) if m is not None and m <= ctx.now]
-    return min(ends) if ends else None
+@dataclass(frozen=True)
+class _Stop:
+    """When (if ever) an escalation's own condition stopped holding, and how to say so."""
+
+    at: datetime | None
+    why: str
+
+
+ONBOARDED = "Successfully Onboarded"
+
+
+def _stopped(ctx: Context, stop: _Stop) -> _Stop:
+    """When and why it resolved as of ``now``: its own condition, or onboarding (earliest)."""
+    ends = [s for s in (stop, _Stop(ctx.onboarded_at, ONBOARDED)) if s.at and s.at <= ctx.now]
+    return min(ends, key=lambda s: s.at or ctx.now) if ends else _Stop(None, "")
 
 
 def _blocked(ctx: Context, moment: datetime) -> bool:
     return ctx.onboarded_at is not None and ctx.onboarded_at <= moment
 
 
-def _condition(
-    rule: EscalationRule, ctx: Context, due: datetime
-) -> tuple[bool, datetime | None, str]:
-    """(holds at ``due``, when it stopped holding, what is missing)."""
+def _condition(rule: EscalationRule, ctx: Context, due: datetime) -> tuple[bool, _Stop, str]:
+    """(holds at ``due``, when and why it stopped holding, what is missing)."""
     if rule.kind == "stage_not_exited":
         assert rule.stage is not None
         exited = ctx.exits.get(rule.stage)
-        return exited is None or exited > due, exited, f"stage {rule.stage} not exited"
-    done = [ctx.completions.get(key) for key in rule.milestones]
+        stop = _Stop(exited, f"stage {rule.stage} exited")
+        return exited is None or exited > due, stop, f"stage {rule.stage} not exited"
+    done = {key: ctx.completions.get(key) for key in rule.milestones}
     if rule.kind == "milestone_missing":
-        at = done[0]
-        return at is None or at > due, at, f"{rule.milestones[0]} not complete"
-    first = min((at for at in done if at is not None), default=None)
+        key = rule.milestones[0]
+        at = done[key]
+        return at is None or at > due, _Stop(at, f"{key} complete"), f"{key} not complete"
+    reached = sorted((at, key) for key, at in done.items() if at is not None)
+    first, which = reached[0] if reached else (None, "")
     names = ", ".join(rule.milestones)
-    return first is None or first > due, first, f"none of {names} complete"
+    holds = first is None or first > due
+    return holds, _Stop(first, f"{which} complete"), f"none of {names} complete"
 
 
 def _day_rule(
@@ -84,17 +100,15 @@ def _day_rule(
         return None, None
     if due > ctx.now:
         return None, due
-    holds, stopped_at, missing = _condition(rule, ctx, due)
+    holds, stop, missing = _condition(rule, ctx, due)
     if not holds:
         return None, None
     unit = "business day" if rule.business_days else "day"
     reason = f"{rule.key}: {missing} by {unit} {rule.day} (due {_day(due)})"
-    return _status(rule, due, _stopped(ctx, stopped_at), reason), None
+    return _status(rule, due, _stopped(ctx, stop), reason), None
 
 
-def _status(
-    rule: EscalationRule, fired_at: datetime, resolved_at: datetime | None, reason: str
-) -> EscalationStatus:
+def _status(rule: EscalationRule, fired_at: datetime, stop: _Stop, reason: str) -> EscalationStatus:
     return EscalationStatus(
         rule_key=rule.key,
         kind=rule.kind,
@@ -103,8 +117,10 @@ def _status(
         title=rule.title,
         due_at=fired_at,
         fired_at=fired_at,
-        resolved_at=resolved_at,
+        resolved_at=stop.at,
         reason=reason,
+        ladder=SLA_LADDER if rule.kind in LADDER_KINDS else None,
+        resolution=stop.why if stop.at is not None else None,
     )
 
 
@@ -137,7 +153,8 @@ def _silence(rule: EscalationRule, ctx: Context) -> tuple[list[EscalationStatus]
             f"{rule.key}: no events from the account for {rule.quiet_days} days "
             f"(since {_day(start)})"
         )
-        fired.append(_status(rule, fire, _stopped(ctx, following), reason))
+        stop = _Stop(following, "account active again")
+        fired.append(_status(rule, fire, _stopped(ctx, stop), reason))
     return fired, upcoming
 
 
@@ -167,8 +184,63 @@ def _champion_quiet(
             f"{rule.key}: champion {champion} silent for {rule.quiet_days} days "
             f"(last seen {_day(last)}) while other users stayed active"
         )
-        fired.append(_status(rule, fire, _stopped(ctx, following), reason))
+        stop = _Stop(following, f"champion {champion} active again")
+        fired.append(_status(rule, fire, _stopped(ctx, stop), reason))
     return fired, upcoming
+
+
+def _rung_order(e: EscalationStatus) -> tuple[datetime, int, str]:
+    return e.fired_at, e.level, e.rule_key
+
+
+def _climb(fired: Sequence[EscalationStatus]) -> list[EscalationStatus]:
+    """Mark each ladder rung that fired while a lower rung was still open as a raise.
+
+    Rungs firing at the same moment climb in level order, so a pause that lines two up
+    still reads as open-then-raise.
+    """
+    rungs = sorted((e for e in fired if e.ladder is not None), key=_rung_order)
+    climbed: list[EscalationStatus] = []
+    for i, rung in enumerate(rungs):
+        below = [
+            r.level
+            for r in rungs[:i]
+            if r.ladder == rung.ladder and (r.resolved_at is None or r.resolved_at > rung.fired_at)
+        ]
+        top = max(below, default=0)
+        climbed.append(replace(rung, raised_from=top) if 0 < top < rung.level else rung)
+    return climbed
+
+
+def ladder(escalations: Sequence[EscalationStatus]) -> EscalationLadder:
+    """The SLA ladder's current (or last) episode, from the rungs that fired."""
+    rungs = sorted((e for e in escalations if e.ladder == SLA_LADDER), key=_rung_order)
+    episode: list[EscalationStatus] = []
+    end: datetime | None = None  # the current episode's end so far (None: still open)
+    for rung in rungs:
+        if episode and end is not None and rung.fired_at >= end:
+            episode = []
+        episode.append(rung)
+        ends = [r.resolved_at for r in episode]
+        end = None if None in ends else max(e for e in ends if e is not None)
+    if not episode:
+        return EscalationLadder()
+    raises = [r.fired_at for r in episode if r.raised_from is not None]
+    still_open = [r for r in episode if r.open]
+    if still_open:
+        top = max(still_open, key=lambda r: (r.level, r.fired_at))
+    else:
+        top = max(episode, key=lambda r: (r.resolved_at or r.fired_at, r.level))
+    return EscalationLadder(
+        state=("raised" if raises else "open") if still_open else "resolved",
+        level=max((r.level for r in still_open), default=0),
+        rule_key=top.rule_key,
+        action=top.action,
+        reason=top.reason,
+        opened_at=episode[0].fired_at,
+        raised_at=max(raises, default=None),
+        resolved_at=end,
+    )
 
 
 def evaluate_escalations(rules: Sequence[EscalationRule], ctx: Context) -> Escalations:
@@ -188,5 +260,6 @@ def evaluate_escalations(rules: Sequence[EscalationRule], ctx: Context) -> Escal
                 fired.append(status)
         if next_at is not None:
             upcoming.append(next_at)
-    fired.sort(key=lambda e: (e.fired_at, e.rule_key))
-    return Escalations(tuple(fired), tuple(upcoming))
+    signals = [e for e in fired if e.ladder is None]
+    found = sorted([*signals, *_climb(fired)], key=lambda e: (e.fired_at, e.rule_key))
+    return Escalations(tuple(found), tuple(upcoming))

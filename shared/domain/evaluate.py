@@ -18,7 +18,7 @@ from datetime import datetime
 from shared.domain import health as health_score
 from shared.domain import ttfv as ttfv_figures
 from shared.domain.calendar import add_days
-from shared.domain.escalations import Context, evaluate_escalations
+from shared.domain.escalations import Context, evaluate_escalations, ladder
 from shared.domain.facts import (
     EventObserved,
     EvidenceRecorded,
@@ -33,7 +33,9 @@ from shared.domain.signals import changes_at, signals
 from shared.domain.sla import Pause, paused_days, pauses, shift
 from shared.domain.stages import stage_status
 from shared.domain.state import (
+    AmendmentApplied,
     HealthContribution,
+    MilestoneDefinition,
     MilestoneStatus,
     OnboardingState,
     PauseStatus,
@@ -62,20 +64,24 @@ def relevant_facts(
 
 def amended(
     milestones: Sequence[Milestone], amendments: Sequence[MilestoneAmended]
-) -> list[Milestone]:
-    """The milestones with each amendment applied in time order (``None`` keeps a field)."""
+) -> tuple[list[Milestone], tuple[AmendmentApplied, ...]]:
+    """The milestones with each amendment applied in time order (``None`` keeps a field),
+    and the history: each amendment with the definition it replaced."""
     current = {m.key: m for m in milestones}
+    history: list[AmendmentApplied] = []
     for change in amendments:
-        if change.milestone_key not in current:
+        m = current.get(change.milestone_key)
+        previous = MilestoneDefinition(m.title, m.description, m.due_day) if m else None
+        history.append(AmendmentApplied(**vars(change), previous=previous))
+        if m is None:
             continue
-        m = current[change.milestone_key]
         current[m.key] = replace(
             m,
             title=change.title if change.title is not None else m.title,
             description=change.description if change.description is not None else m.description,
             due_day=change.due_day if change.due_day is not None else m.due_day,
         )
-    return [current[m.key] for m in milestones]
+    return [current[m.key] for m in milestones], tuple(history)
 
 
 @dataclass(frozen=True)
@@ -239,7 +245,7 @@ def evaluate(
     """The onboarding's state as of ``now``, derived from its facts alone."""
     signed, champion = registration.at, registration.champion_user_id
     given = _inputs(registration, facts, now)
-    milestones = amended(plan.milestones, given.amendments)
+    milestones, history = amended(plan.milestones, given.amendments)
     gated = _gate(plan, milestones, given.events, given.evidence, given.pauses, signed, now)
     scored = _score(plan, milestones, gated, given.pauses, signed, now)
     completions = {k: p.completed_at for k, p in gated.progress.items()}
@@ -293,6 +299,7 @@ def evaluate(
         health=health_score.health(scored.contributions),
         completion_rate=on_time / len(scored.statuses) if scored.statuses else 0.0,
         escalations=fired.fired,
+        ladder=ladder(fired.fired),
         signals=signals(
             given.events, signed, champion, quiet_days, current == plan.onboarded_stage, now
         ),
@@ -304,6 +311,6 @@ def evaluate(
         tasks_done_no_value=bool(tasks)
         and all(completions.get(key) for key in tasks)
         and first_value_at is None,
-        amendments=given.amendments,
+        amendments=history,
         next_due_at=min((m for m in upcoming if m is not None and m > now), default=None),
     )

@@ -17,6 +17,8 @@ Breach = Literal["none", "breach", "severe"]
 Tier = Literal["healthy", "at_risk", "critical"]
 Status = Literal["onboarding", "onboarded", "paused"]
 StageState = Literal["pending", "active", "exited"]
+EscalationState = Literal["open", "raised", "resolved"]
+LadderState = Literal["none", "open", "raised", "resolved"]
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,8 @@ class Decomposition:
 
 @dataclass(frozen=True)
 class EscalationStatus:
+    """One rule that fired: why (``reason``), when, and when and why it stopped holding."""
+
     rule_key: str
     kind: str
     level: int
@@ -108,10 +112,37 @@ class EscalationStatus:
     fired_at: datetime
     resolved_at: datetime | None
     reason: str
+    ladder: str | None = None  # the ladder it is a rung of (``"sla"``: the plan's day rules)
+    raised_from: int | None = None  # the ladder's open level it raised (None: it opened)
+    resolution: str | None = None  # why it resolved, e.g. "stage setup exited"
 
     @property
     def open(self) -> bool:
         return self.resolved_at is None
+
+    @property
+    def state(self) -> EscalationState:
+        if self.resolved_at is not None:
+            return "resolved"
+        return "raised" if self.raised_from is not None else "open"
+
+
+@dataclass(frozen=True)
+class EscalationLadder:
+    """Where the SLA escalation ladder (the plan's day rules, by level) stands at ``as_of``.
+
+    An episode runs from a rung firing while none was open until no rung is open; ``state``
+    is ``raised`` once a higher rung fired inside the current episode.
+    """
+
+    state: LadderState = "none"
+    level: int = 0  # the highest open rung's level (0: none open)
+    rule_key: str | None = None  # the highest open rung (the last to resolve, once resolved)
+    action: str | None = None
+    reason: str | None = None  # why that rung fired
+    opened_at: datetime | None = None  # when the current (or last) episode opened
+    raised_at: datetime | None = None  # the last time it went up a level in that episode
+    resolved_at: datetime | None = None  # when that episode's last open rung resolved
 
 
 @dataclass(frozen=True)
@@ -128,6 +159,22 @@ class PauseStatus:
     paused: bool
     paused_since: datetime | None
     paused_days: float  # total paused time up to as_of
+
+
+@dataclass(frozen=True)
+class MilestoneDefinition:
+    """What an amendment can change in a milestone, as it stood."""
+
+    title: str
+    description: str
+    due_day: int
+
+
+@dataclass(frozen=True)
+class AmendmentApplied(MilestoneAmended):
+    """An amendment with the definition it replaced, so the prior one stays visible."""
+
+    previous: MilestoneDefinition | None = None  # None: the milestone is not in the plan
 
 
 @dataclass(frozen=True)
@@ -154,8 +201,9 @@ class OnboardingState:
     signals: Signals
     pause: PauseStatus
     tasks_done_no_value: bool  # every task milestone complete, first value not
-    amendments: tuple[MilestoneAmended, ...]
+    amendments: tuple[AmendmentApplied, ...]  # in time order, each with what it replaced
     next_due_at: datetime | None  # the next moment time alone changes this state
+    ladder: EscalationLadder = EscalationLadder()
 
     @property
     def open_escalations(self) -> tuple[EscalationStatus, ...]:

@@ -3,6 +3,10 @@
 Each transition has a deterministic id (sha1 of onboarding, kind, key and moment), so
 re-deriving the same change — after a crash, a replay or a timer tick — yields the same id
 and the outbox drops the repeat. ``old=None`` (first projection) announces everything.
+
+Escalations: each rule firing is announced once, as ``EscalationRaised`` when it raised the
+SLA ladder (a lower rung still open) and ``EscalationOpened`` otherwise; each resolution
+once, as ``EscalationResolved`` with the reason.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from shared.domain.codec import to_json
-from shared.domain.state import OnboardingState
+from shared.domain.state import EscalationStatus, OnboardingState
 
 
 def transition_id(onboarding_id: str, kind: str, key: str, moment: datetime) -> str:
@@ -63,12 +67,33 @@ class SuccessfullyOnboarded(Transition):
 
 @dataclass(frozen=True)
 class EscalationOpened(Transition):
+    """A rule fired that does not raise the ladder (the first rung, or a signal)."""
+
     kind: ClassVar[str] = "EscalationOpened"
     rule_key: str = ""
     level: int = 0
     action: str = ""
     reason: str = ""
     fired_at: datetime | None = None
+    title: str = ""
+    escalation_kind: str = ""  # the rule's kind: stage_not_exited, silence, ...
+    ladder: str | None = None
+
+
+@dataclass(frozen=True)
+class EscalationRaised(Transition):
+    """A higher rung of the same ladder fired while a lower one was still open."""
+
+    kind: ClassVar[str] = "EscalationRaised"
+    rule_key: str = ""
+    level: int = 0
+    from_level: int = 0
+    action: str = ""
+    reason: str = ""
+    fired_at: datetime | None = None
+    title: str = ""
+    escalation_kind: str = ""
+    ladder: str | None = None
 
 
 @dataclass(frozen=True)
@@ -77,6 +102,11 @@ class EscalationResolved(Transition):
     rule_key: str = ""
     level: int = 0
     fired_at: datetime | None = None
+    resolution: str = ""  # why: "stage setup exited", "Successfully Onboarded", ...
+    ladder: str | None = None
+
+
+ESCALATION_TRANSITIONS = (EscalationOpened, EscalationRaised, EscalationResolved)
 
 
 def _base(state: OnboardingState, kind: str, key: str, at: datetime) -> dict[str, Any]:
@@ -125,6 +155,23 @@ def _outcomes(old: OnboardingState | None, new: OnboardingState) -> list[Transit
     return found
 
 
+def _fired(new: OnboardingState, e: EscalationStatus, key: str) -> Transition:
+    common: dict[str, Any] = {
+        "rule_key": e.rule_key,
+        "level": e.level,
+        "action": e.action,
+        "reason": e.reason,
+        "fired_at": e.fired_at,
+        "title": e.title,
+        "escalation_kind": e.kind,
+        "ladder": e.ladder,
+    }
+    if e.raised_from is not None:
+        base = _base(new, "EscalationRaised", key, e.fired_at)
+        return EscalationRaised(**base, **common, from_level=e.raised_from)
+    return EscalationOpened(**_base(new, "EscalationOpened", key, e.fired_at), **common)
+
+
 def _escalations(old: OnboardingState | None, new: OnboardingState) -> list[Transition]:
     before = {(e.rule_key, e.fired_at): e for e in old.escalations} if old else {}
     found: list[Transition] = []
@@ -132,16 +179,7 @@ def _escalations(old: OnboardingState | None, new: OnboardingState) -> list[Tran
         key = f"{e.rule_key}@{e.fired_at.isoformat()}"
         prior = before.get((e.rule_key, e.fired_at))
         if prior is None:
-            found.append(
-                EscalationOpened(
-                    **_base(new, "EscalationOpened", key, e.fired_at),
-                    rule_key=e.rule_key,
-                    level=e.level,
-                    action=e.action,
-                    reason=e.reason,
-                    fired_at=e.fired_at,
-                )
-            )
+            found.append(_fired(new, e, key))
         if e.resolved_at is not None and (prior is None or prior.resolved_at != e.resolved_at):
             found.append(
                 EscalationResolved(
@@ -149,6 +187,8 @@ def _escalations(old: OnboardingState | None, new: OnboardingState) -> list[Tran
                     rule_key=e.rule_key,
                     level=e.level,
                     fired_at=e.fired_at,
+                    resolution=e.resolution or "",
+                    ladder=e.ladder,
                 )
             )
     return found

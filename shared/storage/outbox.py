@@ -13,6 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shared.storage import dialect
 from shared.storage.tables import OutboxRecord
 
+RELAY_LOCK = 0x6676_6F75_7462  # "fvoutb": the advisory lock relays take turns on
+
 
 @dataclass(frozen=True)
 class OutboxMessage:
@@ -56,9 +58,13 @@ class OutboxRepository:
     async def claim_unsent(self, limit: int, now: datetime) -> list[OutboxMessage]:
         """Mark up to ``limit`` unsent messages sent, in this transaction, and return them.
 
-        Publish them, then commit; roll back if publishing fails and they stay unsent. On
-        PostgreSQL concurrent claimers skip each other's rows; SQLite serialises writers.
+        Publish them, then commit; roll back if publishing fails and they stay unsent.
+        Claimers take turns (a transaction-scoped advisory lock on PostgreSQL; SQLite
+        serialises writers), so however many service instances relay, each account's
+        messages reach the bus in the order their transactions committed.
         """
+        if self._session.get_bind().dialect.name == "postgresql":
+            await self._session.execute(select(func.pg_advisory_xact_lock(RELAY_LOCK)))
         o = OutboxRecord
         oldest = (
             select(o.id)

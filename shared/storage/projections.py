@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import builtins
 import dataclasses
+import functools
 import types
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,13 +17,13 @@ from datetime import datetime
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 import orjson
-from sqlalchemy import and_, delete, false, or_, select
+from sqlalchemy import and_, delete, false, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.domain import codec
 from shared.domain.state import OnboardingState
 from shared.storage import dialect
-from shared.storage.tables import EscalationRecord, ProjectionRecord
+from shared.storage.tables import EscalationRecord, OnboardingRecord, ProjectionRecord
 
 
 class InvalidCursor(ValueError):
@@ -91,6 +92,16 @@ class EscalationRow:
     fired_at: datetime
     resolved_at: datetime | None
     reason: str
+    ladder: str | None = None  # "sla": a rung of the plan's day-rule ladder
+    raised_from: int | None = None  # the ladder level it raised (None: it opened)
+    resolution: str | None = None  # why it resolved
+
+    @property
+    def state(self) -> str:
+        """``open``, ``raised`` (it raised the ladder and is still open) or ``resolved``."""
+        if self.resolved_at is not None:
+            return "resolved"
+        return "raised" if self.raised_from is not None else "open"
 
 
 @dataclass(frozen=True)
@@ -131,12 +142,12 @@ def _columns(state: OnboardingState, updated_at: datetime) -> dict[str, Any]:
     }
 
 
-def _encode_cursor(*parts: Any) -> str:
+def encode_cursor(*parts: Any) -> str:
     values = [p.isoformat() if isinstance(p, datetime) else p for p in parts]
     return base64.urlsafe_b64encode(orjson.dumps(values)).decode().rstrip("=")
 
 
-def _decode_cursor(cursor: str, size: int) -> list[Any]:
+def decode_cursor(cursor: str, size: int) -> list[Any]:
     try:
         values = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         if not isinstance(values, list) or len(values) != size:
@@ -164,15 +175,18 @@ def _decode(tp: Any, value: Any) -> Any:
     if tp is float:
         return float(value)
     if dataclasses.is_dataclass(tp) and isinstance(tp, type):
-        hints = get_type_hints(tp)
         return tp(
-            **{
-                f.name: _decode(hints[f.name], value[f.name])
-                for f in dataclasses.fields(tp)
-                if f.name in value
-            }
+            **{name: _decode(hint, value[name]) for name, hint in _fields(tp) if name in value}
         )
     return value
+
+
+@functools.cache
+def _fields(tp: type) -> tuple[tuple[str, Any], ...]:
+    """A dataclass's fields with their resolved hints: resolving them is most of decoding's
+    cost (replay decodes every stored state), and they never change."""
+    hints = get_type_hints(tp)
+    return tuple((f.name, hints[f.name]) for f in dataclasses.fields(tp))
 
 
 def decode_state(data: dict[str, Any]) -> OnboardingState:
@@ -216,6 +230,9 @@ class ProjectionRepository:
                 "due_at": e.due_at,
                 "resolved_at": e.resolved_at,
                 "reason": e.reason,
+                "ladder": e.ladder,
+                "raised_from": e.raised_from,
+                "resolution": e.resolution,
             }
             for e in state.escalations
         }
@@ -242,9 +259,9 @@ class ProjectionRepository:
         self, filters: ProjectionFilter, *, limit: int, cursor: str | None = None
     ) -> ProjectionPage:
         """A page ordered by (``signed_at`` desc, ``onboarding_id``), keyset-paginated."""
-        stmt = select(ProjectionRecord).where(*_conditions(filters))
+        stmt = select(ProjectionRecord).where(*filter_conditions(filters))
         if cursor is not None:
-            signed_at, onboarding_id = _decode_cursor(cursor, 2)
+            signed_at, onboarding_id = decode_cursor(cursor, 2)
             stmt = stmt.where(
                 or_(
                     ProjectionRecord.signed_at < signed_at,
@@ -263,14 +280,14 @@ class ProjectionRepository:
         last = items[-1] if more else None
         return ProjectionPage(
             items=items,
-            next_cursor=_encode_cursor(last.signed_at, last.onboarding_id) if last else None,
+            next_cursor=encode_cursor(last.signed_at, last.onboarding_id) if last else None,
         )
 
     async def all(self, filters: ProjectionFilter) -> builtins.list[OnboardingSummary]:
         """Every matching projection (reports compute distributions over them)."""
         stmt = (
             select(ProjectionRecord)
-            .where(*_conditions(filters))
+            .where(*filter_conditions(filters))
             .order_by(ProjectionRecord.signed_at.desc(), ProjectionRecord.onboarding_id)
         )
         return [_summary(r) for r in (await self._session.scalars(stmt)).all()]
@@ -282,6 +299,31 @@ class ProjectionRepository:
             .where(ProjectionRecord.next_due_at <= now)
             .order_by(ProjectionRecord.next_due_at, ProjectionRecord.onboarding_id)
             .limit(limit)
+        )
+        return list((await self._session.scalars(stmt)).all())
+
+    async def next_due_after(self, moment: datetime) -> datetime | None:
+        """The earliest timer moment strictly after ``moment`` (one index probe)."""
+        stmt = select(func.min(ProjectionRecord.next_due_at)).where(
+            ProjectionRecord.next_due_at > moment
+        )
+        found: datetime | None = await self._session.scalar(stmt)
+        return found
+
+    async def claim_due(self, now: datetime, limit: int) -> builtins.list[str]:
+        """Like ``due``, but row-locks the onboardings it returns until commit, skipping any
+        another transaction holds (PostgreSQL ``FOR UPDATE SKIP LOCKED``): concurrent timer
+        instances take disjoint pages, and a timer never waits behind the facts consumer.
+        The lock is the one ``OnboardingRepository.lock`` takes, so the order (onboarding,
+        then projection) is the same everywhere. SQLite serialises writers instead."""
+        o = OnboardingRecord
+        stmt = (
+            select(ProjectionRecord.onboarding_id)
+            .join(o, o.onboarding_id == ProjectionRecord.onboarding_id)
+            .where(ProjectionRecord.next_due_at <= now)
+            .order_by(ProjectionRecord.next_due_at, ProjectionRecord.onboarding_id)
+            .limit(limit)
+            .with_for_update(of=o, skip_locked=True)
         )
         return list((await self._session.scalars(stmt)).all())
 
@@ -307,7 +349,7 @@ class ProjectionRepository:
         if csm is not None:
             stmt = stmt.where(e.csm == csm)
         if cursor is not None:
-            fired_at, onboarding_id, rule_key = _decode_cursor(cursor, 3)
+            fired_at, onboarding_id, rule_key = decode_cursor(cursor, 3)
             stmt = stmt.where(
                 or_(
                     e.fired_at < fired_at,
@@ -328,7 +370,7 @@ class ProjectionRepository:
         return EscalationPage(
             items=page,
             next_cursor=(
-                _encode_cursor(last.fired_at, last.onboarding_id, last.rule_key) if last else None
+                encode_cursor(last.fired_at, last.onboarding_id, last.rule_key) if last else None
             ),
         )
 
@@ -337,7 +379,7 @@ def _summary(record: ProjectionRecord) -> OnboardingSummary:
     return OnboardingSummary(**{k: getattr(record, k) for k in _SUMMARY_FIELDS})
 
 
-def _conditions(f: ProjectionFilter) -> Sequence[Any]:
+def filter_conditions(f: ProjectionFilter) -> Sequence[Any]:
     p = ProjectionRecord
     conditions: list[Any] = []
     equal = [

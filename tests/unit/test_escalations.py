@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
@@ -166,4 +167,103 @@ def test_open_silence_resolves_when_the_onboarding_is_signed_off() -> None:
     quiet = evaluate(plan, registration(), [*done, evidence(30, "sponsor_confirmation")], day(40))
     silence = next(e for e in quiet.escalations if e.rule_key == "account_silent")
     assert (silence.fired_at, silence.resolved_at) == (day(23), day(30))
+    assert silence.resolution == "Successfully Onboarded"
     assert quiet.onboarded_at == day(30)
+
+
+def _ladder_rungs(facts, now):
+    state = evaluate(PLANS["smb"], registration(), facts, now)
+    return state, {e.rule_key: e for e in state.escalations if e.ladder == "sla"}
+
+
+def test_stalled_setup_climbs_the_ladder_open_then_raised_twice() -> None:
+    state, rungs = _ladder_rungs(stalled_in_setup(until=70), day(70))
+    assert [(k, e.state, e.raised_from) for k, e in rungs.items()] == [
+        ("technical_completion_late", "open", None),
+        ("success_milestone_late", "raised", 1),
+        ("nothing_met", "raised", 2),
+    ]
+    assert state.ladder.state == "raised"
+    assert (state.ladder.level, state.ladder.rule_key, state.ladder.action) == (
+        3,
+        "nothing_met",
+        "at_risk_save_play",
+    )
+    assert state.ladder.reason == rungs["nothing_met"].reason
+    assert (state.ladder.opened_at, state.ladder.raised_at) == (day(14), day(60))
+
+
+def test_ladder_is_open_at_level_one_before_day_45() -> None:
+    state, _ = _ladder_rungs(stalled_in_setup(until=44), day(44))
+    assert (state.ladder.state, state.ladder.level, state.ladder.raised_at) == ("open", 1, None)
+    assert state.ladder.rule_key == "technical_completion_late"
+
+
+def test_silence_is_a_signal_outside_the_ladder() -> None:
+    state = evaluate(PLANS["smb"], registration(), [*kickoff_done(1), *setup_done(5)], day(20))
+    silent = [e for e in state.escalations if e.rule_key == "account_silent"]
+    assert silent and silent[0].ladder is None and silent[0].raised_from is None
+    assert state.ladder.state == "none"
+
+
+def test_completing_the_milestone_resolves_its_rung_and_says_why() -> None:
+    facts = [*stalled_in_setup(until=60), event(50, "Report Delivered")]
+    _, rungs = _ladder_rungs(facts, day(55))
+    late = rungs["success_milestone_late"]
+    assert (late.state, late.resolved_at, late.resolution) == (
+        "resolved",
+        day(50),
+        "first_report_delivered complete",
+    )
+    assert rungs["technical_completion_late"].state == "open"
+
+
+def test_a_rung_after_the_lower_one_resolved_opens_instead_of_raising() -> None:
+    facts = [*stalled_in_setup(until=60), *setup_done(20)]
+    state, rungs = _ladder_rungs(facts, day(50))
+    assert rungs["technical_completion_late"].resolution == "stage setup exited"
+    assert rungs["success_milestone_late"].raised_from is None
+    assert (state.ladder.state, state.ladder.level, state.ladder.opened_at) == ("open", 2, day(45))
+
+
+def test_ladder_resolves_when_every_open_rung_resolves() -> None:
+    facts = [*stalled_in_setup(until=60), *setup_done(50), event(52, "Report Delivered")]
+    state, rungs = _ladder_rungs(facts, day(55))
+    assert all(not e.open for e in rungs.values())
+    assert (state.ladder.state, state.ladder.level) == ("resolved", 0)
+    assert (state.ladder.resolved_at, state.ladder.rule_key) == (day(52), "success_milestone_late")
+
+
+def test_open_pause_holds_every_sla_timer_and_resume_restores_them_shifted() -> None:
+    plan = PLANS["smb"]
+    facts = stalled_in_setup(until=40)
+    paused = evaluate(plan, registration(), [*facts, pause(5)], day(10))
+    # only the customer's TTFV clock still has a moment ahead (breach past day 14)
+    assert paused.next_due_at == day(14) + timedelta(microseconds=1)
+    assert all(m.due_at is None for m in paused.milestones if m.progress != "complete")
+    resumed = evaluate(plan, registration(), [*facts, pause(5), resume(15)], day(20))
+    assert resumed.next_due_at == day(24)  # day-14 SLAs and escalation, 10 days later
+    fired = evaluate(plan, registration(), [*facts, pause(5), resume(15)], day(24))
+    assert [e.fired_at for e in fired.escalations] == [day(24)]
+
+
+def test_business_day_rules_skip_weekends_and_holidays_where_the_plan_says_so() -> None:
+    smb = PLANS["smb"]
+    business = replace(
+        smb,
+        calendar=replace(smb.calendar, holidays=frozenset({date(2026, 1, 2)})),
+        escalations=tuple(
+            replace(r, day=10, business_days=True) if r.key == "technical_completion_late" else r
+            for r in smb.escalations
+        ),
+    )
+    facts = stalled_in_setup(until=40)
+    moment = datetime(2026, 1, 16, 9, 0, tzinfo=UTC)  # 10 working days after Thu Jan 1
+    before = evaluate(business, registration(), facts, moment - MINUTE)
+    assert not before.escalations
+    assert before.next_due_at == moment
+    [fired] = evaluate(business, registration(), facts, moment).escalations
+    assert fired.fired_at == moment
+    assert "by business day 10" in fired.reason
+    kickoff = evaluate(business, registration(), [], day(1)).stages[0]
+    assert kickoff.due_at == datetime(2026, 1, 9, 9, 0, tzinfo=UTC)  # 5 working days

@@ -8,6 +8,7 @@ from dataclasses import replace
 from shared.domain.codec import state_to_dict
 from shared.domain.evaluate import evaluate
 from shared.domain.facts import EventObserved
+from shared.domain.state import MilestoneDefinition
 
 from .factories import (
     ACCOUNT,
@@ -90,9 +91,30 @@ def test_amendment_changes_the_due_day_and_stays_in_history() -> None:
     report = next(m for m in state.milestones if m.key == "first_report_delivered")
     assert report.due_at == day(30)
     assert report.title == "First board report"
-    assert state.amendments == (change,)
+    assert len(state.amendments) == 1
+    applied = state.amendments[0]
+    assert (applied.id, applied.author, applied.reason, applied.at) == (
+        change.id,
+        "casey",
+        "scope change",
+        day(2),
+    )
+    assert applied.previous == MilestoneDefinition("First report delivered", "", 14)
     before = _state([*kickoff_done(1), change], 1.5)
     assert next(m for m in before.milestones if m.key == "first_report_delivered").due_at == day(14)
+
+
+def test_each_amendment_keeps_the_definition_it_replaced() -> None:
+    first = amend(2, "first_report_delivered", due_day=30)
+    second = amend(5, "first_report_delivered", due_day=21, title="First weekly report")
+    state = _state([second, *kickoff_done(1), first], 10)
+    assert [a.id for a in state.amendments] == [first.id, second.id]
+    assert [a.previous for a in state.amendments] == [
+        MilestoneDefinition("First report delivered", "", 14),
+        MilestoneDefinition("First report delivered", "", 30),
+    ]
+    report = next(m for m in state.milestones if m.key == "first_report_delivered")
+    assert (report.title, report.due_at) == ("First weekly report", day(21))
 
 
 def test_pause_status_reports_paused_days() -> None:

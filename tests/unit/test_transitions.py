@@ -5,6 +5,7 @@ from __future__ import annotations
 from shared.domain.evaluate import evaluate
 from shared.domain.transitions import (
     EscalationOpened,
+    EscalationRaised,
     EscalationResolved,
     FirstValueReached,
     StageEntered,
@@ -88,3 +89,42 @@ def test_stage_exit_precedes_the_next_entry_at_the_same_moment() -> None:
         ("StageExited", "kickoff"),
         ("StageEntered", "setup"),
     ]
+
+
+def _walk(facts, moments):
+    seen = []
+    previous = None
+    for n in moments:
+        state = evaluate(SMB, registration(), facts, day(n))
+        seen += transitions(previous, state)
+        previous = state
+    return seen
+
+
+def test_stalled_setup_opens_then_raises_the_ladder_each_once() -> None:
+    found = _walk(stalled_in_setup(until=70), [n / 2 for n in range(0, 141)])
+    escalations = [t for t in found if isinstance(t, EscalationOpened | EscalationRaised)]
+    assert [(type(t).__name__, t.rule_key, t.level, t.at) for t in escalations] == [
+        ("EscalationOpened", "technical_completion_late", 1, day(14)),
+        ("EscalationRaised", "success_milestone_late", 2, day(45)),
+        ("EscalationRaised", "nothing_met", 3, day(60)),
+    ]
+    raised = [t for t in escalations if isinstance(t, EscalationRaised)]
+    assert [t.from_level for t in raised] == [1, 2]
+    assert raised[1].to_dict()["type"] == "EscalationRaised"
+    assert raised[1].to_dict()["action"] == "at_risk_save_play"
+    assert raised[1].reason.startswith("nothing_met: none of")
+    again = _walk(stalled_in_setup(until=70), [0, 70])
+    assert {t.id for t in again if isinstance(t, EscalationOpened | EscalationRaised)} == {
+        t.id for t in escalations
+    }
+
+
+def test_completing_the_milestone_publishes_its_resolution_with_the_reason() -> None:
+    facts = [*stalled_in_setup(until=70), *setup_done(30)]
+    found = _walk(facts, [10, 20, 29, 31, 40])
+    resolved = [t for t in found if isinstance(t, EscalationResolved)]
+    assert [(t.rule_key, t.at, t.resolution) for t in resolved] == [
+        ("technical_completion_late", day(30), "stage setup exited")
+    ]
+    assert resolved[0].to_dict()["resolution"] == "stage setup exited"
