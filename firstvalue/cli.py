@@ -10,20 +10,26 @@ import asyncio
 import contextlib
 import enum
 import signal
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import orjson
 import typer
 import uvicorn
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from firstvalue import demo_data, records
+from firstvalue.plans_diff import KINDS, DiffReport
 from shared.config import Settings, load_settings
 from shared.domain.plan_loader import PlanError, load_plan_file
+from shared.domain.plans import Plan
+
+T = TypeVar("T")
 
 app = typer.Typer(
     name="firstvalue",
@@ -122,6 +128,166 @@ def plans_check(
                           highlight=False, soft_wrap=True)
     if failed:
         raise typer.Exit(1)
+
+
+@plans_app.command("diff")
+def plans_diff_command(
+    old: Annotated[Path, typer.Argument(help="Plans in use now: a YAML file or a folder of them.")],
+    new: Annotated[Path, typer.Argument(help="Proposed plans: a YAML file or a folder of them.")],
+    now: Annotated[
+        str | None, typer.Option(help="Evaluate as of this ISO-8601 moment (default: now).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Which onboardings in FIRSTVALUE_DATABASE_URL would change stage, TTFV or escalations
+    if NEW replaced OLD. A dry run: nothing is written."""
+    from firstvalue import replay
+
+    settings = _settings()
+    old_plans, new_plans = _load_plans(old), _load_plans(new)
+    moment = _moment(now) if now else datetime.now(UTC)
+    report = _run_on_database(
+        settings,
+        lambda sessions: _counted(
+            sessions, "Evaluating onboardings",
+            lambda tick: replay.diff_database(sessions, old_plans, new_plans, moment, tick),
+        ),
+    )
+    if as_json:
+        console.out(orjson.dumps(report.to_dict(), option=orjson.OPT_INDENT_2).decode())
+        return
+    _print_diff(report)
+
+
+@app.command("replay")
+def replay_command(
+    now: Annotated[
+        str | None, typer.Option(help="Re-derive state as of this ISO-8601 moment (default: now).")
+    ] = None,
+) -> None:
+    """Re-derive every onboarding's state from its facts under the current plans
+    (FIRSTVALUE_PLANS), then publish the transitions that causes."""
+    from firstvalue import replay
+    from services.api.app import configured_plans
+    from services.milestones.publisher import relay_outbox
+    from shared.bus.factory import create_bus
+
+    settings = _settings()
+    try:
+        plans = configured_plans(settings)
+    except PlanError as exc:
+        errors.print(f"[red]Plans refused:[/red] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from exc
+    moment = _moment(now) if now else datetime.now(UTC)
+
+    async def main(sessions: async_sessionmaker[AsyncSession]) -> tuple[int, int, int | None]:
+        projected = await _counted(
+            sessions, "Replaying onboardings",
+            lambda tick: replay.replay_all(sessions, plans, moment, tick),
+        )
+        total = await replay.count_onboardings(sessions)
+        if not settings.kafka_bootstrap_servers:
+            return projected, total, None  # no broker: the running service relays them
+        bus = create_bus(settings, client_id="firstvalue-replay")
+        await bus.start()
+        try:
+            return projected, total, await relay_outbox(sessions, bus)
+        finally:
+            await bus.stop()
+
+    projected, total, published = _run_on_database(settings, main)
+    versions = ", ".join(f"{p.key} v{p.version}" for p in plans.values())
+    console.print(f"Replayed {projected} onboardings under {versions}.", highlight=False)
+    if projected < total:
+        errors.print(f"[yellow]{total - projected} onboardings were not replayed: their plan "
+                     "is not among FIRSTVALUE_PLANS (named in the log above).[/yellow]")
+    if published is None:
+        console.print("No Kafka configured: the transitions wait in the outbox; the running "
+                      "service (`firstvalue run`) publishes them on its next timer tick.")
+    else:
+        console.print(f"Published {published} transitions and escalations from the outbox.")
+
+
+def _load_plans(path: Path) -> dict[str, Plan]:
+    from shared.domain.plan_loader import load_plans
+
+    try:
+        plans = load_plans([path])
+    except PlanError as exc:
+        errors.print(f"[red]FAIL[/red] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from exc
+    except OSError as exc:
+        errors.print(f"[red]FAIL[/red] {path}: {exc.strerror or exc}", highlight=False)
+        raise typer.Exit(2) from exc
+    if not plans:
+        errors.print(f"[red]FAIL[/red] {path}: no plans (*.yaml) there", highlight=False)
+        raise typer.Exit(2)
+    return plans
+
+
+def _run_on_database(
+    settings: Settings, work: Callable[[async_sessionmaker[AsyncSession]], Awaitable[T]]
+) -> T:
+    """Run ``work`` with one engine for the command; a database that cannot be read (down,
+    not migrated) ends the command with the reason instead of a traceback."""
+    from sqlalchemy.exc import DBAPIError
+
+    from shared.storage.engine import create_engine, create_sessionmaker
+
+    async def main() -> T:
+        engine = create_engine(settings.database_url, application_name="firstvalue-cli")
+        try:
+            return await work(create_sessionmaker(engine))
+        finally:
+            await engine.dispose()
+
+    try:
+        return asyncio.run(main())
+    except (DBAPIError, OSError) as exc:
+        reason = getattr(exc, "orig", None) or exc
+        errors.print(f"[red]Database error:[/red] {reason}\n(is FIRSTVALUE_DATABASE_URL right, "
+                     "and migrated? `firstvalue migrate`)", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from exc
+
+
+async def _counted(
+    sessions: async_sessionmaker[AsyncSession],
+    label: str,
+    work: Callable[[Callable[[int], object]], Awaitable[T]],
+) -> T:
+    """Run ``work`` with a progress bar over every onboarding (on stderr: stdout stays data)."""
+    from firstvalue.replay import count_onboardings
+
+    total = await count_onboardings(sessions)
+    with _progress(errors) as progress:
+        task = progress.add_task(label, total=total)
+        return await work(lambda n: progress.advance(task, n))
+
+
+def _print_diff(report: DiffReport) -> None:
+    table = Table(title="Onboardings that would change", show_lines=False)
+    for column in ("onboarding", "account", "plan", "changes", "stage", "TTFV", "escalations"):
+        table.add_column(column, overflow="fold", no_wrap=column in ("onboarding", "plan"))
+    for d in report.diffs:
+        arrow = lambda a, b: a if a == b else f"{a} → {b}"  # noqa: E731
+        escalations = [f"+ {e}" for e in d.escalations_added]
+        escalations += [f"- {e}" for e in d.escalations_removed]
+        table.add_row(
+            d.onboarding_id, d.account_name or d.account_id,
+            f"{d.plan_key} v{d.old_version}→v{d.new_version}", ", ".join(d.changed),
+            arrow(d.old_stage, d.new_stage), arrow(d.old_ttfv, d.new_ttfv),
+            "\n".join(escalations) or "—",
+        )
+    if report.diffs:
+        console.print(table)
+    counts = report.counts()
+    console.print(
+        f"{report.evaluated} onboardings evaluated, {counts['changed']} would change "
+        + "(" + ", ".join(f"{k}: {counts[k]}" for k in KINDS) + ")",
+        highlight=False,
+    )
+    for reason, n in sorted(report.skipped.items()):
+        console.print(f"skipped {n}: {reason}", highlight=False)
 
 
 @app.command("demo-data")
@@ -236,8 +402,8 @@ def _until_signal(main: Coroutine[Any, Any, None]) -> None:
     asyncio.run(supervise())
 
 
-def _progress() -> Progress:
+def _progress(on: Console | None = None) -> Progress:
     return Progress(
         TextColumn("{task.description:<24}"), BarColumn(), MofNCompleteColumn(),
-        TimeElapsedColumn(), console=console,
+        TimeElapsedColumn(), console=on or console,
     )

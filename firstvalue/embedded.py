@@ -1,7 +1,8 @@
 """``firstvalue run``: the whole system in one process, with demo data, serving the API.
 
-SQLite (by default) and an in-memory bus; the ingest and milestones consumers and the timer
-loop run as asyncio tasks beside uvicorn — the same code paths as production, so the demo
+SQLite (by default) and an in-memory bus; the ingest and milestones consumers, the timer
+loop and (when ``FIRSTVALUE_WEBHOOK_URL`` is set) the webhook worker run as asyncio tasks
+beside uvicorn — the same code paths as production, so the demo
 history goes in exactly as real traffic would: messages published to ``analytics.events``,
 manual facts through ``record_fact``.
 """
@@ -35,6 +36,7 @@ from services.milestones.consumer import run_milestones
 from services.milestones.manual import record_fact
 from services.milestones.publisher import relay_outbox
 from services.milestones.timers import run_timers
+from services.milestones.webhooks_worker import WebhookOptions, run_webhooks
 from shared.bus import topics
 from shared.bus.memory import MemoryBus
 from shared.config import Settings
@@ -199,6 +201,9 @@ async def start_pipeline(
             name="timers",
         ),
     ]
+    hooks = WebhookOptions.from_settings(settings)
+    if hooks is not None:
+        tasks.append(asyncio.create_task(run_webhooks(bus, sessionmaker, hooks), name="webhooks"))
     try:
         yield Pipeline(settings, bus, sessionmaker, plans, tasks)
     finally:

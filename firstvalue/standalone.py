@@ -22,9 +22,13 @@ from services.api.app import configured_plans
 from services.ingest.consumer import IngestOptions, run_ingest
 from services.milestones.consumer import run_milestones
 from services.milestones.timers import run_timers
+from services.milestones.webhooks_worker import WebhookOptions, run_webhooks
+from shared.bus import topics
 from shared.bus.bus import Bus
 from shared.bus.factory import create_bus
 from shared.config import Settings
+from shared.observability.bus import BusMetrics
+from shared.observability.server import metrics_server
 from shared.storage.engine import create_engine, create_sessionmaker
 
 log = logging.getLogger(__name__)
@@ -70,11 +74,15 @@ async def ingest(settings: Settings, *, bus: Bus | None = None, group: str = "in
     plans = configured_plans(settings)
     options = IngestOptions.from_settings(settings, plans)
     async with _resources(settings, "ingest", bus) as (bus, sessionmaker):
-        await _until_cancelled(bus, run_ingest(bus, sessionmaker, options, group=group))
+        lag = BusMetrics(bus, [(topics.EVENTS, group)], dlq=True)
+        port = settings.ingest_metrics_port
+        async with metrics_server(settings.metrics_host, port, [lag.refresh]):
+            await _until_cancelled(bus, run_ingest(bus, sessionmaker, options, group=group))
 
 
 async def milestones(settings: Settings, *, bus: Bus | None = None) -> None:
-    """Consume ``onboarding.facts`` and fire SLA timers until cancelled."""
+    """Consume ``onboarding.facts``, fire SLA timers and (when configured) deliver webhooks
+    until cancelled."""
     _log_to_stderr()
     plans = configured_plans(settings)
     async with _resources(settings, "milestones", bus) as (bus, sessionmaker):
@@ -87,10 +95,19 @@ async def milestones(settings: Settings, *, bus: Bus | None = None) -> None:
                         sessionmaker, bus, plans, interval_seconds=settings.timer_interval_seconds
                     )
                 )
+                hooks = WebhookOptions.from_settings(settings)
+                webhooks = (  # its own consumer group: never holds up the consumer
+                    tg.create_task(run_webhooks(bus, sessionmaker, hooks)) if hooks else None
+                )
                 await consumer  # returns once the bus stops; the timers have no batch in hand
                 timers.cancel()
+                if webhooks is not None:  # a batch cut short is redelivered, deduplicated
+                    webhooks.cancel()
 
-        await _until_cancelled(bus, both())
+        lag = BusMetrics(bus, [(topics.FACTS, "milestones")])
+        port = settings.milestones_metrics_port
+        async with metrics_server(settings.metrics_host, port, [lag.refresh]):
+            await _until_cancelled(bus, both())
 
 
 def _log_to_stderr() -> None:

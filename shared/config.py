@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
 
-from pydantic import field_validator
+from pydantic import SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 SCOPES = ("read", "write")
@@ -101,6 +101,17 @@ class Settings(BaseSettings):
     mixpanel_tokens: Annotated[list[str], NoDecode] = []
     max_clock_skew_days: float = 7.0
     timer_interval_seconds: float = 30.0
+    metrics_host: str = "127.0.0.1"  # where `firstvalue ingest`/`milestones` serve /metrics
+    ingest_metrics_port: int = 9464  # 0: any free port (logged)
+    milestones_metrics_port: int = 9465
+    # Signed webhooks (README "Webhooks"): unset URL = no webhook worker at all.
+    webhook_url: str | None = None
+    webhook_secret: SecretStr | None = None  # HMAC-SHA256 key; required with webhook_url
+    webhook_timeout_seconds: float = 10.0  # per attempt; a timeout is retried
+    webhook_max_attempts: int = 8  # then the delivery is marked failed
+    webhook_backoff_seconds: float = 2.0  # first retry; doubles each attempt
+    webhook_backoff_max_seconds: float = 600.0
+    webhook_concurrency: int = 4  # requests in flight at once per process
 
     @field_validator("database_url")
     @classmethod
@@ -134,12 +145,38 @@ class Settings(BaseSettings):
             raise ValueError("must name a property")
         return value.strip()
 
-    @field_validator("timer_interval_seconds", "max_clock_skew_days")
+    @field_validator(
+        "timer_interval_seconds",
+        "max_clock_skew_days",
+        "webhook_timeout_seconds",
+        "webhook_backoff_seconds",
+        "webhook_backoff_max_seconds",
+        "webhook_max_attempts",
+        "webhook_concurrency",
+    )
     @classmethod
     def _positive(cls, value: float) -> float:
         if value <= 0:
             raise ValueError("must be greater than 0")
         return value
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _webhook_url(cls, value: str | None) -> str | None:
+        value = value.strip() or None if value is not None else None
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError(f"{value!r} is not an http:// or https:// URL")
+        return value
+
+    @model_validator(mode="after")
+    def _webhook_needs_secret(self) -> Settings:
+        secret = self.webhook_secret.get_secret_value() if self.webhook_secret else ""
+        if self.webhook_url and not secret:
+            raise ValueError(
+                "FIRSTVALUE_WEBHOOK_SECRET is required when FIRSTVALUE_WEBHOOK_URL is set "
+                "(deliveries are always signed)"
+            )
+        return self
 
 
 def load_settings(**overrides: Any) -> Settings:
