@@ -15,7 +15,15 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.api import errors, metrics
 from services.api.dependencies import Runtime
-from services.api.routes import health, mixpanel, onboardings, segment
+from services.api.routes import (
+    escalations,
+    health,
+    mixpanel,
+    onboarding_writes,
+    onboardings,
+    reports,
+    segment,
+)
 from shared.bus.bus import Bus
 from shared.bus.factory import create_bus
 from shared.config import Settings
@@ -66,9 +74,13 @@ def create_app(
     errors.install(app)
     app.middleware("http")(metrics.record)
     app.include_router(onboardings.router)
+    app.include_router(onboarding_writes.router)
+    app.include_router(reports.router)
+    app.include_router(escalations.router)
     app.include_router(segment.router)
     app.include_router(mixpanel.router)
     app.include_router(health.router)
+    app.include_router(metrics.router)
     return app
 
 

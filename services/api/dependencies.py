@@ -4,12 +4,13 @@ and the process-wide resources the lifespan created."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.api.key_cache import KeyCache
 from shared.bus.bus import Bus
 from shared.config import Settings
 from shared.domain.plans import Plan
@@ -23,6 +24,7 @@ class Runtime:
     plans: Mapping[str, Plan]
     sessionmaker: async_sessionmaker[AsyncSession]
     bus: Bus | None  # None: this API does not accept HTTP ingest (no bus to publish to)
+    keys: KeyCache = field(default_factory=KeyCache)
 
 
 def runtime(request: Request) -> Runtime:
@@ -41,5 +43,11 @@ async def session(request: Request) -> AsyncIterator[AsyncSession]:
         await db.commit()
 
 
-RuntimeDep = Annotated[Runtime, Depends(runtime)]
+async def _runtime(request: Request) -> Runtime:
+    """``runtime`` as a dependency: async, so FastAPI runs it on the event loop instead of
+    handing it to the thread pool as it does every sync dependency (a cost on each request)."""
+    return runtime(request)
+
+
+RuntimeDep = Annotated[Runtime, Depends(_runtime)]
 SessionDep = Annotated[AsyncSession, Depends(session, scope="function")]

@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 _CODES = {
@@ -26,6 +27,35 @@ _CODES = {
     500: "internal_error",
     503: "unavailable",
 }
+
+
+class ErrorDetail(BaseModel):
+    location: str
+    message: str
+
+
+class ErrorInfo(BaseModel):
+    code: str
+    message: str
+    details: list[ErrorDetail] | None = None
+
+
+class ErrorBody(BaseModel):
+    """The one error shape of the REST API."""
+
+    error: ErrorInfo
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` documenting ``statuses`` with the standard error body."""
+    return {
+        status: {"model": ErrorBody, "description": _CODES.get(status, "error")}
+        for status in statuses
+    }
+
+
+READ_ERRORS = error_responses(400, 401, 403, 404, 422)
+WRITE_ERRORS = error_responses(401, 403, 404, 409, 422)
 
 
 class ApiError(Exception):

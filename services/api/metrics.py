@@ -1,30 +1,29 @@
-"""HTTP metrics for the API, recorded by middleware; labels stay low-cardinality (route
-templates, never raw paths or account ids)."""
+"""The API's metrics: request counts and latency recorded by middleware under route
+templates (never raw paths or account ids), and ``/metrics``, which adds the database-derived
+gauges (``shared.observability.database``) read at scrape time."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
-from fastapi import Request, Response
-from prometheus_client import Counter, Histogram
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import PlainTextResponse
 
-HTTP_REQUESTS = Counter(
-    "firstvalue_http_requests_total",
-    "HTTP requests served by the API, by method, route template and status code.",
-    ["method", "route", "status"],
-)
-HTTP_DURATION = Histogram(
-    "firstvalue_http_request_duration_seconds",
-    "Time to serve an HTTP request, by method and route template.",
-    ["method", "route"],
-    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
-)
+from services.api.dependencies import runtime
+from shared.bus import topics
+from shared.observability.bus import BusMetrics
+from shared.observability.database import DatabaseMetrics
+from shared.observability.metrics import HTTP_DURATION, HTTP_INGESTED, HTTP_REQUESTS
+from shared.observability.server import CONTENT_TYPE, render
+
+INGESTED = HTTP_INGESTED  # the HTTP ingest routes count under this name
+
+router = APIRouter(tags=["operations"])
 
 
-async def record(
-    request: Request, call_next: Callable[[Request], Awaitable[Response]]
-) -> Response:
+async def record(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
     """Middleware: count and time every request under its route template."""
     started = time.perf_counter()
     status = 500
@@ -38,8 +37,35 @@ async def record(
         HTTP_REQUESTS.labels(request.method, template, str(status)).inc()
         HTTP_DURATION.labels(request.method, template).observe(time.perf_counter() - started)
 
-INGESTED = Counter(
-    "firstvalue_http_ingest_messages_total",
-    "Messages received on the HTTP ingest endpoints, by endpoint and outcome.",
-    ["endpoint", "outcome"],
-)
+
+@router.get("/metrics", response_class=PlainTextResponse)
+async def metrics(request: Request) -> Response:
+    """Prometheus exposition: this process's counters and histograms, and gauges read from
+    the database (the same on every API instance; cached for a few seconds)."""
+    readers = _readers(request)
+    await readers.database.refresh()
+    if readers.bus is not None:
+        await readers.bus.refresh()
+    return Response(render(readers.database), media_type=CONTENT_TYPE)
+
+
+@dataclass(frozen=True)
+class _Readers:
+    database: DatabaseMetrics
+    bus: BusMetrics | None  # embedded only: the pipeline shares this process's bus
+
+
+def _readers(request: Request) -> _Readers:
+    """Made once per app, on its first scrape, from the lifespan's resources. In the
+    embedded runtime (in-memory bus) the API also reports the pipeline's lag and DLQ; in
+    production `firstvalue ingest`/`milestones` report those from Kafka themselves."""
+    readers: _Readers | None = getattr(request.app.state, "metrics_readers", None)
+    if readers is None:
+        state = runtime(request)
+        bus = None
+        if state.bus is not None and state.settings.kafka_bootstrap_servers is None:
+            groups = [(topics.EVENTS, "ingest"), (topics.FACTS, "milestones")]
+            bus = BusMetrics(state.bus, groups, dlq=True)
+        readers = _Readers(DatabaseMetrics(state.sessionmaker), bus)
+        request.app.state.metrics_readers = readers
+    return readers

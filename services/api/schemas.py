@@ -6,13 +6,15 @@ escalation, the health score's per-milestone contributions, TTFV's decomposition
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
+from shared.domain import codec
 from shared.domain.plans import Plan
-from shared.domain.state import MilestoneStatus, OnboardingState
+from shared.domain.state import OnboardingState
 from shared.storage.projections import OnboardingSummary
 
 
@@ -117,6 +119,8 @@ class SuccessfullyOnboarded(BaseModel):
 
 
 class TTFVOut(_Out):
+    """Signature → first-value milestone, in days; never paused (the customer's clock)."""
+
     reached_at: datetime | None
     days: float | None
     elapsed_days: float
@@ -144,6 +148,10 @@ class ContributionOut(_Out):
 
 
 class HealthOut(_Out):
+    """score = points / weights × 100 over milestones complete or due; each contribution is
+    weight × value (1.0 on time, 0.5 late within 2× SLA, 0.25 in progress and overdue,
+    0.0 not started and overdue). Tiers: ≥80 healthy, 60–79 at risk, <60 critical."""
+
     score: float
     tier: str
     points: float
@@ -162,6 +170,24 @@ class EscalationOut(BaseModel):
     resolved_at: datetime | None
     open: bool
     reason: str
+    resolution: str | None = Field(default=None, description="why it resolved, once it has")
+    ladder: str | None = Field(default=None, description="the ladder it is a rung of")
+    raised_from: int | None = Field(
+        default=None, description="the ladder's open level this rung raised (None: it opened)"
+    )
+
+
+class LadderOut(_Out):
+    """Where the SLA escalation ladder stands: the highest open rung and its episode."""
+
+    state: str
+    level: int
+    rule_key: str | None
+    action: str | None
+    reason: str | None
+    opened_at: datetime | None
+    raised_at: datetime | None
+    resolved_at: datetime | None
 
 
 class SignalsOut(_Out):
@@ -178,7 +204,15 @@ class PauseOut(_Out):
     paused_days: float
 
 
+class MilestoneDefinitionOut(_Out):
+    title: str
+    description: str
+    due_day: int
+
+
 class AmendmentOut(_Out):
+    """A recorded change; ``previous`` is the definition it replaced (nothing is edited)."""
+
     id: str
     at: datetime
     milestone_key: str
@@ -187,6 +221,7 @@ class AmendmentOut(_Out):
     title: str | None
     description: str | None
     due_day: int | None
+    previous: MilestoneDefinitionOut | None = None
 
 
 class OnboardingDetail(BaseModel):
@@ -214,78 +249,110 @@ class OnboardingDetail(BaseModel):
     stages: list[StageOut]
     milestones: list[MilestoneOut]
     escalations: list[EscalationOut]
+    escalation_ladder: LadderOut | None
     signals: SignalsOut
     pause: PauseOut
     amendments: list[AmendmentOut]
     next_due_at: datetime | None
+
+    def with_summary(self) -> OnboardingDetail:
+        """This detail with ``summary``: one sentence a CSM can read aloud."""
+        return self.model_copy(update={"summary": self._summary()})
+
+    def _summary(self) -> str:
+        first_value = self.first_value
+        outcome = f"first value ({first_value.title})" if first_value else "first value"
+        stage = self.current_stage or "onboarding"
+        if self.successfully_onboarded.at is not None:
+            return f"Successfully onboarded on {self.successfully_onboarded.at.date().isoformat()}."
+        if self.tasks_done_no_value:
+            return f"Looks done, isn't: every vendor task is complete but {outcome} is missing."
+        if first_value is not None and first_value.reached and first_value.reached_at:
+            return f"In {stage}: reached {outcome} on {first_value.reached_at.date().isoformat()}."
+        parts = [f"In {stage}: {outcome} not reached yet"]
+        if self.ttfv.breach != "none":
+            parts.append(f"TTFV {self.ttfv.breach} at {self.ttfv.elapsed_days:.0f} days")
+        if self.pause.paused:
+            parts.append("paused")
+        return ", ".join(parts) + "."
 
 
 def item(summary: OnboardingSummary) -> OnboardingItem:
     return OnboardingItem.model_validate(summary)
 
 
-def detail(state: OnboardingState, plan: Plan | None) -> OnboardingDetail:
-    """The detail response for ``state``; ``plan`` (if still configured) names first value."""
-    first_value = _first_value(state, plan)
+def detail(state: OnboardingState | Mapping[str, Any], plan: Plan | None) -> OnboardingDetail:
+    """The detail response for ``state`` (or its stored JSON form, ``codec.state_to_dict``);
+    ``plan`` (if still configured) names first value.
+
+    Built from the JSON form: pydantic validates it in a fraction of a millisecond, whereas
+    rebuilding the dataclasses first (``decode_state``) costs several.
+    """
+    data = codec.state_to_dict(state) if isinstance(state, OnboardingState) else state
+    milestones = [_milestone(m) for m in data["milestones"]]
+    first_value = _first_value(milestones, plan)
+    ttfv = TTFVOut.model_validate(data["ttfv"])
+    pause = PauseOut.model_validate(data["pause"])
+    onboarded_at = data["onboarded_at"]
+    fields = {name: data[name] for name in _COPIED}
     return OnboardingDetail(
-        onboarding_id=state.onboarding_id,
-        account_id=state.account_id,
-        account_name=state.account_name,
-        plan_key=state.plan_key,
-        plan_version=state.plan_version,
-        segment=state.segment,
-        csm=state.csm,
-        signed_at=state.signed_at,
-        as_of=state.as_of,
-        status=state.status,
-        summary=_summary(state, first_value),
-        current_stage=state.current_stage,
+        **fields,
+        summary="",
         successfully_onboarded=SuccessfullyOnboarded(
-            value="Yes" if state.onboarded_at else "No", at=state.onboarded_at
+            value="Yes" if onboarded_at else "No", at=onboarded_at
         ),
         first_value=first_value,
-        tasks_done_no_value=state.tasks_done_no_value,
-        ttfv=TTFVOut.model_validate(state.ttfv),
-        decomposition=DecompositionOut.model_validate(state.decomposition),
-        health=HealthOut.model_validate(state.health),
-        completion_rate=state.completion_rate,
-        stages=[StageOut.model_validate(s) for s in state.stages],
-        milestones=[_milestone(m) for m in state.milestones],
-        escalations=[
-            EscalationOut(
-                rule_key=e.rule_key,
-                kind=e.kind,
-                level=e.level,
-                action=e.action,
-                title=e.title,
-                sla_due_at=e.due_at,
-                fired_at=e.fired_at,
-                resolved_at=e.resolved_at,
-                open=e.open,
-                reason=e.reason,
-            )
-            for e in state.escalations
-        ],
-        signals=SignalsOut.model_validate(state.signals),
-        pause=PauseOut.model_validate(state.pause),
-        amendments=[AmendmentOut.model_validate(a) for a in state.amendments],
-        next_due_at=state.next_due_at,
+        ttfv=ttfv,
+        decomposition=DecompositionOut.model_validate(data["decomposition"]),
+        health=HealthOut.model_validate(data["health"]),
+        stages=[StageOut.model_validate(st) for st in data["stages"]],
+        milestones=milestones,
+        escalations=[_escalation(e) for e in data["escalations"]],
+        escalation_ladder=LadderOut.model_validate(data["ladder"]) if data.get("ladder") else None,
+        signals=SignalsOut.model_validate(data["signals"]),
+        pause=pause,
+        amendments=[AmendmentOut.model_validate(a) for a in data["amendments"]],
+    ).with_summary()
+
+
+_COPIED = (
+    "onboarding_id", "account_id", "account_name", "plan_key", "plan_version", "segment", "csm",
+    "signed_at", "as_of", "status", "current_stage", "tasks_done_no_value", "completion_rate",
+    "next_due_at",
+)
+
+
+def _escalation(e: Mapping[str, Any]) -> EscalationOut:
+    return EscalationOut(
+        rule_key=e["rule_key"],
+        kind=e["kind"],
+        level=e["level"],
+        action=e["action"],
+        title=e["title"],
+        sla_due_at=e["due_at"],
+        fired_at=e["fired_at"],
+        resolved_at=e["resolved_at"],
+        open=e["resolved_at"] is None,
+        reason=e["reason"],
+        resolution=e.get("resolution"),
+        ladder=e.get("ladder"),
+        raised_from=e.get("raised_from"),
     )
 
 
-def _milestone(m: MilestoneStatus) -> MilestoneOut:
-    data = {name: getattr(m, name) for name in MilestoneOut.model_fields if name != "evidence"}
+def _milestone(m: Mapping[str, Any]) -> MilestoneOut:
+    data = {name: m[name] for name in MilestoneOut.model_fields if name != "evidence"}
     evidence = Evidence(
-        event_ids=list(m.event_ids),
-        confirmations=[Confirmation.model_validate(c) for c in m.confirmations],
+        event_ids=list(m["event_ids"]),
+        confirmations=[Confirmation.model_validate(c) for c in m["confirmations"]],
     )
     return MilestoneOut(**data, evidence=evidence)
 
 
-def _first_value(state: OnboardingState, plan: Plan | None) -> FirstValue | None:
+def _first_value(milestones: list[MilestoneOut], plan: Plan | None) -> FirstValue | None:
     if plan is None:
         return None
-    status = next((m for m in state.milestones if m.key == plan.first_value), None)
+    status = next((m for m in milestones if m.key == plan.first_value), None)
     if status is None:
         return None
     return FirstValue(
@@ -294,21 +361,3 @@ def _first_value(state: OnboardingState, plan: Plan | None) -> FirstValue | None
         reached=status.progress == "complete",
         reached_at=status.completed_at,
     )
-
-
-def _summary(state: OnboardingState, first_value: FirstValue | None) -> str:
-    """One sentence a CSM can read aloud."""
-    outcome = f"first value ({first_value.title})" if first_value else "first value"
-    if state.onboarded_at is not None:
-        return f"Successfully onboarded on {state.onboarded_at.date().isoformat()}."
-    if state.tasks_done_no_value:
-        return f"Looks done, isn't: every vendor task is complete but {outcome} is missing."
-    if first_value is not None and first_value.reached and first_value.reached_at:
-        reached = f"reached {outcome} on {first_value.reached_at.date().isoformat()}"
-        return f"In {state.current_stage or 'onboarding'}: {reached}."
-    parts = [f"In {state.current_stage or 'onboarding'}: {outcome} not reached yet"]
-    if state.ttfv.breach != "none":
-        parts.append(f"TTFV {state.ttfv.breach} at {state.ttfv.elapsed_days:.0f} days")
-    if state.pause.paused:
-        parts.append("paused")
-    return ", ".join(parts) + "."

@@ -1,10 +1,9 @@
-"""Probes and metrics: liveness, readiness (the database answers), Prometheus exposition."""
+"""Probes: liveness and readiness (the database answers). ``/metrics``: services/api/metrics.py."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -30,7 +29,3 @@ async def readyz(runtime: RuntimeDep) -> JSONResponse:
         return JSONResponse(body, status_code=503)
     return JSONResponse({"status": "ready"})
 
-
-@router.get("/metrics")
-async def metrics() -> Response:
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,349 @@
+"""REST API latency at 100,000 onboardings in PostgreSQL, under load from a second process.
+
+  deploy/local/with-servers.sh .venv/bin/python bench/api.py [--onboardings N]   (or: make bench)
+
+1. Template states: a small demo history goes through the real pipeline (embedded, SQLite);
+   the projections it produces are real evaluated ``OnboardingState`` JSON.
+2. Bulk load: N onboardings (registrations + projection rows) are written with ``COPY``
+   into a fresh, migrated PostgreSQL database. Each row's list/report columns are drawn at
+   random (plan, CSM, signature date over a year, TTFV around the plan's target or still
+   open, breach level from those); its stored state is a template state of the same plan
+   with the ids replaced. No usage events are stored: the endpoints measured never read them.
+3. ``firstvalue api`` runs under uvicorn in its own process (one worker).
+4. A second process (this file with ``--drive``) sends requests over several connections for
+   a fixed time per endpoint and reports p50/p99 latency and requests/s:
+   list (first page, 50 items, with and without filters), detail (random onboarding), and
+   the TTFV report (group_by segment/cohort/csm/plan over all N).
+Targets: detail p99 < 50 ms; TTFV report < 500 ms. Results: bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import secrets
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import asyncpg  # type: ignore[import-untyped]
+import httpx
+import orjson
+import uvloop
+from lab.machine import describe
+from lab.postgres import asyncpg_dsn, fresh_database, server_version
+
+from firstvalue.demo_data import generate
+from firstvalue.embedded import load_history, start_pipeline
+from services.ingest.registration import onboarding_id_for, registration_id
+from shared.config import load_settings, sqlite_dsn
+from shared.domain.plan_loader import default_plans
+from shared.domain.ttfv import breach_level
+from shared.storage.projections import ProjectionRepository
+
+CSMS = [f"CSM {n:02d}" for n in range(1, 13)]
+PLAN_MIX = (("smb", 0.5), ("mid_market", 0.35), ("enterprise", 0.15))
+COPY_CHUNK = 10_000
+TARGETS_MS = {"detail": 50.0, "report": 500.0}  # detail p99, report p99
+# Connections the load generator keeps busy per endpoint (the API is one uvicorn worker on
+# a 2-core machine it shares with PostgreSQL and the generator).
+CONCURRENCY = (("list", 4), ("detail", 4), ("report", 2))
+
+
+def env(name: str) -> str:
+    value = os.environ.get(name)
+    if not value:
+        sys.exit(f"{name} is not set: run through deploy/local/with-servers.sh (make bench)")
+    return value
+
+
+async def template_states() -> dict[str, list[dict[str, Any]]]:
+    """Real evaluated states, by plan, from a demo history run through the pipeline."""
+    with tempfile.TemporaryDirectory() as directory:
+        config = load_settings(database_url=sqlite_dsn(Path(directory) / "templates.db"))
+        async with start_pipeline(config) as pipeline:
+            history = generate(pipeline.plans, datetime.now(UTC), accounts=36, seed=11)
+            await load_history(pipeline, history)
+            async with pipeline.sessionmaker() as session:
+                states = [
+                    await ProjectionRepository(session).state_dict(a.onboarding_id)
+                    for a in history.accounts
+                ]
+    by_plan: dict[str, list[dict[str, Any]]] = {}
+    for state in states:
+        if state is not None:
+            by_plan.setdefault(state["plan_key"], []).append(state)
+    return by_plan
+
+
+def rows(count: int, templates: dict[str, list[dict[str, Any]]], now: datetime, seed: int = 7
+         ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """(registrations, projections) records for COPY."""
+    rng = random.Random(seed)
+    plans = default_plans()
+    keys, weights = zip(*PLAN_MIX, strict=True)
+    registrations, projections = [], []
+    for n in range(count):
+        plan = plans[rng.choices(keys, weights)[0]]
+        account = f"bench-{n:06d}"
+        onboarding = onboarding_id_for(account, plan.key)
+        signed = now - timedelta(days=rng.uniform(0, 365), seconds=rng.randrange(86_400))
+        age = (now - signed) / timedelta(days=1)
+        target = plan.ttfv_target
+        drawn = rng.lognormvariate(0, 0.5) * (target.min_days + target.max_days) / 2
+        ttfv = drawn if drawn <= age else None
+        reached_at = signed + timedelta(days=ttfv) if ttfv is not None else None
+        onboarded = reached_at is not None and rng.random() < 0.6
+        csm = rng.choice(CSMS)
+        state = dict(rng.choice(templates[plan.key]))
+        state.update(onboarding_id=onboarding, account_id=account, csm=csm)
+        health = rng.uniform(20, 100)
+        registrations.append((onboarding, registration_id(onboarding), account, plan.key,
+                              signed, csm, None, 10, f"Bench {n}", now))
+        projections.append((
+            onboarding, account, f"Bench {n}", plan.key, plan.version, plan.segment, csm,
+            "onboarded" if onboarded else "onboarding",
+            None if onboarded else rng.choice([s.key for s in plan.stages]),
+            signed, reached_at, ttfv, breach_level(ttfv if ttfv is not None else age, target),
+            round(health, 1), "healthy" if health >= 80 else "at_risk" if health >= 60
+            else "critical",
+            signed + timedelta(days=ttfv + 20) if onboarded and ttfv is not None else None,
+            ttfv is None and rng.random() < 0.05, 0, 0,
+            now + timedelta(hours=rng.uniform(1, 72)), now, orjson.dumps(state).decode(),
+        ))
+    return registrations, projections
+
+
+PROJECTION_COLUMNS = [
+    "onboarding_id", "account_id", "account_name", "plan_key", "plan_version", "segment", "csm",
+    "status", "current_stage", "signed_at", "first_value_at", "ttfv_days", "breach",
+    "health_score", "health_tier", "onboarded_at", "tasks_done_no_value", "open_escalations",
+    "max_escalation_level", "next_due_at", "updated_at", "state",
+]
+REGISTRATION_COLUMNS = [
+    "onboarding_id", "fact_id", "account_id", "plan_key", "signed_at", "csm",
+    "champion_user_id", "licensed_seats", "account_name", "recorded_at",
+]
+
+
+async def bulk_load(url: str, registrations: list[Any], projections: list[Any]) -> float:
+    started = time.perf_counter()
+    conn = await asyncpg.connect(asyncpg_dsn(url))
+    try:
+        for table, columns, records in (
+            ("onboardings", REGISTRATION_COLUMNS, registrations),
+            ("onboarding_projections", PROJECTION_COLUMNS, projections),
+        ):
+            for start in range(0, len(records), COPY_CHUNK):
+                await conn.copy_records_to_table(
+                    table, records=records[start : start + COPY_CHUNK], columns=columns
+                )
+        await conn.execute("VACUUM ANALYZE onboardings")
+        await conn.execute("VACUUM ANALYZE onboarding_projections")
+    finally:
+        await conn.close()
+    return time.perf_counter() - started
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def serve(url: str, key: str, port: int) -> subprocess.Popen[bytes]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("FIRSTVALUE_")}
+    environment |= {
+        "FIRSTVALUE_DATABASE_URL": url,
+        "FIRSTVALUE_API_KEYS": f"bench:read:{key}",
+        "FIRSTVALUE_API_HOST": "127.0.0.1",
+    }
+    firstvalue = Path(sys.executable).with_name("firstvalue")
+    return subprocess.Popen(
+        [str(firstvalue), "api", "--port", str(port)],
+        env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+
+
+def wait_ready(base: str, server: subprocess.Popen[bytes], deadline: float = 60.0) -> None:
+    until = time.monotonic() + deadline
+    while time.monotonic() < until:
+        if server.poll() is not None:
+            errors = server.stderr.read().decode() if server.stderr else ""
+            sys.exit(f"firstvalue api exited: {errors}")
+        try:
+            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    sys.exit("firstvalue api did not become ready in time")
+
+
+# --- the load generator: runs in its own process --------------------------------------
+
+def _paths(endpoint: str, ids: list[str], rng: random.Random) -> str:
+    if endpoint == "list":
+        return rng.choice([
+            "/v1/onboardings?limit=50",
+            "/v1/onboardings?limit=50&segment=smb",
+            f"/v1/onboardings?limit=50&csm={rng.choice(CSMS).replace(' ', '%20')}",
+            "/v1/onboardings?limit=50&breach=severe",
+        ])
+    if endpoint == "detail":
+        return f"/v1/onboardings/{rng.choice(ids)}"
+    return f"/v1/reports/ttfv?group_by={rng.choice(['segment', 'cohort', 'csm', 'plan'])}"
+
+
+class Connection:
+    """One keep-alive HTTP/1.1 connection speaking just enough of the protocol for GETs.
+
+    The load generator shares the 2 cores with the API and PostgreSQL: a client that parses
+    only the status line and ``Content-Length`` costs a fraction of a full HTTP client's CPU,
+    so the figures are the server's, not the generator's.
+    """
+
+    def __init__(self, host: str, port: int, key: str) -> None:
+        self.host, self.port = host, port
+        self.head = f"Host: {host}:{port}\r\nAuthorization: Bearer {key}\r\n\r\n".encode()
+
+    async def open(self) -> None:
+        self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+
+    async def get(self, path: str) -> tuple[int, bytes]:
+        self.writer.write(b"GET " + path.encode() + b" HTTP/1.1\r\n" + self.head)
+        headers = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(headers[9:12])
+        length = 0
+        for line in headers.split(b"\r\n"):
+            if line[:15].lower() == b"content-length:":
+                length = int(line[15:])
+        return status, await self.reader.readexactly(length)
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+async def drive(base: str, key: str, endpoint: str, ids: list[str], seconds: float,
+                concurrency: int) -> dict[str, Any]:
+    host, port = base.removeprefix("http://").split(":")
+    latencies: list[float] = []
+    errors = 0
+
+    async def worker(n: int, stop: float) -> None:
+        nonlocal errors
+        rng = random.Random(n)
+        connection = Connection(host, int(port), key)
+        await connection.open()
+        try:
+            while time.perf_counter() < stop:
+                path = _paths(endpoint, ids, rng)
+                started = time.perf_counter()
+                status, body = await connection.get(path)
+                latencies.append(time.perf_counter() - started)
+                if status != 200 or not body:
+                    errors += 1
+        finally:
+            connection.close()
+
+    await asyncio.gather(*(worker(n, time.perf_counter() + 2) for n in range(concurrency)))
+    latencies.clear()  # two seconds of warm-up (connections, caches) are not counted
+    errors = 0
+    began = time.perf_counter()
+    await asyncio.gather(*(worker(n, began + seconds) for n in range(concurrency)))
+    wall = time.perf_counter() - began
+    ordered = sorted(latencies)
+    return {
+        "endpoint": endpoint,
+        "requests": len(ordered),
+        "errors": errors,
+        "concurrency": concurrency,
+        "p50_ms": 1000 * statistics.median(ordered),
+        "p99_ms": 1000 * ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))],
+        "max_ms": 1000 * ordered[-1],
+        "rps": len(ordered) / wall,
+    }
+
+
+def run_driver(base: str, key: str, endpoint: str, ids_file: Path, seconds: float,
+               concurrency: int) -> dict[str, Any]:
+    """The load generator in a second process (its own interpreter and event loop)."""
+    output = subprocess.run(
+        [sys.executable, __file__, "--drive", base, "--key", key, "--endpoint", endpoint,
+         "--ids", str(ids_file), "--seconds", str(seconds), "--concurrency", str(concurrency)],
+        check=True, capture_output=True, text=True,
+    )
+    result: dict[str, Any] = json.loads(output.stdout.strip().splitlines()[-1])
+    return result
+
+
+async def main(count: int, seconds: float) -> None:
+    server_url = env("FIRSTVALUE_TEST_DATABASE_URL")
+    now = datetime.now(UTC)
+    print(describe(await server_version(server_url)))
+    templates = await template_states()
+    print(f"template states: {sum(len(v) for v in templates.values())} "
+          f"({', '.join(f'{k} {len(v)}' for k, v in sorted(templates.items()))})")
+    registrations, projections = rows(count, templates, now)
+    async with fresh_database(server_url) as url:
+        loaded = await bulk_load(url, registrations, projections)
+        print(f"bulk-loaded {count:,} onboardings with COPY in {loaded:.1f} s")
+        key = "fv_bench_" + secrets.token_urlsafe(16)
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        server = serve(url, key, port)
+        try:
+            wait_ready(base, server)
+            with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as ids_file:
+                json.dump([p[0] for p in projections], ids_file)
+            results = []
+            for endpoint, concurrency in CONCURRENCY:
+                result = run_driver(base, key, endpoint, Path(ids_file.name), seconds,
+                                    concurrency)
+                results.append(result)
+            os.unlink(ids_file.name)
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    print(f"\n{'endpoint':<8} {'conc':>4} {'requests':>9} {'errors':>6} {'p50 ms':>8} "
+          f"{'p99 ms':>8} {'max ms':>8} {'req/s':>8}")
+    for r in results:
+        print(f"{r['endpoint']:<8} {r['concurrency']:>4} {r['requests']:>9} {r['errors']:>6} "
+              f"{r['p50_ms']:>8.1f} {r['p99_ms']:>8.1f} {r['max_ms']:>8.1f} {r['rps']:>8.1f}")
+    by_name = {r["endpoint"]: r for r in results}
+    for name, target in TARGETS_MS.items():
+        verdict = "meets" if by_name[name]["p99_ms"] < target else "MISSES"
+        print(f"{name} p99 {by_name[name]['p99_ms']:.1f} ms {verdict} the {target:.0f} ms target")
+
+
+def cli() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--onboardings", type=int, default=100_000)
+    parser.add_argument("--seconds", type=float, default=20.0, help="per endpoint")
+    parser.add_argument("--drive", help=argparse.SUPPRESS)
+    parser.add_argument("--key", help=argparse.SUPPRESS)
+    parser.add_argument("--endpoint", help=argparse.SUPPRESS)
+    parser.add_argument("--ids", help=argparse.SUPPRESS)
+    parser.add_argument("--concurrency", type=int, default=8, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.drive:
+        ids = json.loads(Path(args.ids).read_text())
+        result = uvloop.run(
+            drive(args.drive, args.key, args.endpoint, ids, args.seconds, args.concurrency)
+        )
+        print(json.dumps(result))
+        return
+    asyncio.run(main(args.onboardings, args.seconds))
+
+
+if __name__ == "__main__":
+    cli()

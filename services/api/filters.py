@@ -1,0 +1,53 @@
+"""Query filters shared by the list, report and escalation routes: checked against the
+configured plans so a typo is a 422 naming the known values, not an empty page."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import Query
+
+from services.api.errors import ApiError
+from shared.domain.plans import Plan
+
+Cohort = Annotated[
+    str | None,
+    Query(
+        pattern=r"^\d{4}-(0[1-9]|1[0-2])$",
+        description="signature-month cohort, YYYY-MM (UTC)",
+    ),
+]
+
+
+def known(
+    plans: Mapping[str, Plan],
+    *,
+    segment: str | None = None,
+    plan: str | None = None,
+    stage: str | None = None,
+) -> None:
+    """422 when a segment, plan or stage filter names nothing any configured plan has."""
+    values = plans.values()
+    _known("segment", segment, {p.segment for p in values})
+    _known("plan", plan, {p.key for p in values})
+    _known("stage", stage, {s.key for p in values for s in p.stages})
+
+
+def _known(name: str, value: str | None, choices: set[str]) -> None:
+    if value is not None and value not in choices:
+        listed = ", ".join(sorted(choices))
+        raise ApiError(422, "invalid_request", f"unknown {name} '{value}' (known: {listed})")
+
+
+def cohort_bounds(cohort: str | None) -> tuple[datetime | None, datetime | None]:
+    """``YYYY-MM`` → [first moment of the month, first moment of the next) in UTC."""
+    if cohort is None:
+        return None, None
+    year, month = (int(part) for part in cohort.split("-"))
+    if year < 1970:
+        raise ApiError(422, "invalid_request", f"cohort '{cohort}' is before 1970")
+    start = datetime(year, month, 1, tzinfo=UTC)
+    end = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=UTC)
+    return start, end

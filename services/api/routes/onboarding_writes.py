@@ -1,0 +1,203 @@
+"""Write side of onboardings: register, evidence, pause, resume, amendments.
+
+Each request is one shell: validate the body → build the fact → ``record_fact`` (checks
+against the stored onboarding and plan, stores, projects, queues transitions) → store the
+response under its ``Idempotency-Key`` → commit → relay the outbox to the bus. The write
+key is required; refusals are 4xx with the standard error body and change nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+
+from services.api.auth import WriteKey
+from services.api.commands import (
+    AmendMilestone,
+    PauseOnboarding,
+    RecordEvidence,
+    RegisterOnboarding,
+    ResumeOnboarding,
+)
+from services.api.dependencies import Runtime, RuntimeDep, SessionDep
+from services.api.errors import WRITE_ERRORS, ApiError
+from services.api.idempotency import IdempotencyKey, fingerprint, respond_once
+from services.api.report_schemas import WriteResult
+from services.api.schemas import detail
+from services.milestones.manual import (
+    CommandFact,
+    ConflictingRegistration,
+    FactRejected,
+    InvalidPauseState,
+    UnknownMilestone,
+    UnknownOnboarding,
+    UnknownPlan,
+    record_fact,
+)
+from services.milestones.publisher import relay_outbox
+from shared.domain.facts import OnboardingRegistered
+from shared.storage.onboardings import OnboardingRepository
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/v1/onboardings", tags=["onboardings"], responses=WRITE_ERRORS)
+
+_CREATED: dict[str, Any] = {
+    "status_code": 201,
+    "response_model": WriteResult,
+    "responses": {200: {"model": WriteResult, "description": "that exact fact existed already"}},
+}
+
+
+@router.post("", **_CREATED)
+async def register_onboarding(
+    body: RegisterOnboarding,
+    request: Request,
+    runtime: RuntimeDep,
+    session: SessionDep,
+    key: WriteKey,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    """Register an onboarding at contract signature (200 if that exact one exists)."""
+    return await _write(request, runtime, session, key.name, idempotency_key, body,
+                        lambda _now: body.fact())
+
+
+@router.post("/{onboarding_id}/evidence", **_CREATED)
+async def record_evidence(
+    onboarding_id: str,
+    body: RecordEvidence,
+    request: Request,
+    runtime: RuntimeDep,
+    session: SessionDep,
+    key: WriteKey,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    """Record manual evidence for a milestone that takes it (e.g. sponsor confirmation)."""
+    return await _write(request, runtime, session, key.name, idempotency_key, body,
+                        lambda now: body.fact(onboarding_id, now, key.name))
+
+
+@router.post("/{onboarding_id}/pause", **_CREATED)
+async def pause_onboarding(
+    onboarding_id: str,
+    body: PauseOnboarding,
+    request: Request,
+    runtime: RuntimeDep,
+    session: SessionDep,
+    key: WriteKey,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    """Pause SLA and escalation clocks (409 if already paused)."""
+    return await _write(request, runtime, session, key.name, idempotency_key, body,
+                        lambda now: body.fact(onboarding_id, now, key.name))
+
+
+@router.post("/{onboarding_id}/resume", **_CREATED)
+async def resume_onboarding(
+    onboarding_id: str,
+    body: ResumeOnboarding,
+    request: Request,
+    runtime: RuntimeDep,
+    session: SessionDep,
+    key: WriteKey,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    """End a pause (409 if not paused)."""
+    return await _write(request, runtime, session, key.name, idempotency_key, body,
+                        lambda now: body.fact(onboarding_id, now, key.name))
+
+
+@router.post("/{onboarding_id}/amendments", **_CREATED)
+async def amend_milestone(
+    onboarding_id: str,
+    body: AmendMilestone,
+    request: Request,
+    runtime: RuntimeDep,
+    session: SessionDep,
+    key: WriteKey,
+    idempotency_key: IdempotencyKey = None,
+) -> JSONResponse:
+    """Record an amendment to one milestone, with author and reason (history is kept)."""
+    return await _write(request, runtime, session, key.name, idempotency_key, body,
+                        lambda now: body.fact(onboarding_id, now))
+
+
+async def _write(
+    request: Request,
+    runtime: Runtime,
+    session: SessionDep,
+    key_name: str,
+    idempotency_key: str | None,
+    body: BaseModel,
+    build: Callable[[datetime], CommandFact],
+) -> JSONResponse:
+    async def run() -> tuple[int, BaseModel]:
+        now = datetime.now(UTC)
+        fact = build(now)
+        if not isinstance(fact, OnboardingRegistered):
+            await _check_after_signature(session, fact.onboarding_id, fact.at)
+        try:
+            recorded = await record_fact(session, runtime.plans, fact, now)
+        except FactRejected as exc:
+            raise _refusal(exc) from exc
+        state = recorded.state
+        result = WriteResult(
+            fact_id=recorded.fact_id,
+            recorded=recorded.new,
+            onboarding=detail(state, runtime.plans.get(state.plan_key)),
+        )
+        return (201 if recorded.new else 200), result
+
+    request_hash = fingerprint(request.method, request.url.path, body)
+    response = await respond_once(session, key_name, idempotency_key, request_hash, run)
+    await session.commit()  # the request owns the transaction; the relay reads committed rows
+    await _relay(runtime)
+    return response
+
+
+async def _check_after_signature(session: SessionDep, onboarding_id: str, at: datetime) -> None:
+    registration = await OnboardingRepository(session).registration(onboarding_id)
+    if registration is None:
+        raise _refusal(UnknownOnboarding(onboarding_id))
+    if at < registration.at:
+        raise ApiError(
+            422,
+            "invalid_fact",
+            f"'at' {at.isoformat()} is before the contract signature "
+            f"({registration.at.isoformat()}) of onboarding '{onboarding_id}'",
+        )
+
+
+async def _relay(runtime: Runtime) -> None:
+    """Publish the transitions the write caused. If the bus fails, the rows stay in the
+    outbox (committed) and the milestones service's next relay sends them."""
+    if runtime.bus is None:
+        return
+    try:
+        await relay_outbox(runtime.sessionmaker, runtime.bus)
+    except Exception:  # the write is committed; the outbox keeps the messages for later
+        log.warning("outbox relay after an API write failed; left for the next relay",
+                    exc_info=True)
+
+
+_REFUSALS: tuple[tuple[type[FactRejected], int, str], ...] = (
+    (UnknownOnboarding, 404, "not_found"),
+    (ConflictingRegistration, 409, "already_registered"),
+    (InvalidPauseState, 409, "invalid_pause_state"),
+    (UnknownPlan, 422, "unknown_plan"),
+    (UnknownMilestone, 422, "unknown_milestone"),
+)
+
+
+def _refusal(exc: FactRejected) -> ApiError:
+    for kind, status, code in _REFUSALS:
+        if isinstance(exc, kind):
+            return ApiError(status, code, str(exc))
+    return ApiError(422, "invalid_fact", str(exc))

@@ -1,0 +1,82 @@
+"""Reports: the TTFV distribution by group, and the "tasks done, no first value" list."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from services.api.auth import ReadKey
+from services.api.dependencies import RuntimeDep, SessionDep
+from services.api.errors import READ_ERRORS, ApiError
+from services.api.filters import Cohort, cohort_bounds, known
+from services.api.report_schemas import (
+    AtRiskPage,
+    GroupBy,
+    TTFVReport,
+    at_risk_item,
+    ttfv_group,
+)
+from shared.storage.projections import InvalidCursor, ProjectionFilter, ProjectionRepository
+from shared.storage.reports import ReportFilter, ReportRepository
+
+router = APIRouter(prefix="/v1/reports", tags=["reports"], responses=READ_ERRORS)
+
+@router.get("/ttfv", response_model=TTFVReport)
+async def ttfv_report(
+    runtime: RuntimeDep,
+    session: SessionDep,
+    _key: ReadKey,
+    group_by: GroupBy = "segment",
+    segment: str | None = None,
+    plan: str | None = None,
+    csm: str | None = None,
+    cohort: Cohort = None,
+) -> TTFVReport:
+    """TTFV p50/p75/p90/max, reached and open counts, breaches and histograms per group."""
+    known(runtime.plans, segment=segment, plan=plan)
+    signed_from, signed_before = cohort_bounds(cohort)
+    now = datetime.now(UTC)
+    filters = ReportFilter(
+        segment=segment,
+        plan_key=plan,
+        csm=csm,
+        signed_from=signed_from,
+        signed_before=signed_before,
+    )
+    total, groups = await ReportRepository(session).ttfv(filters, group_by, now)
+    return TTFVReport(
+        group_by=group_by,
+        as_of=now,
+        percentile_method="nearest-rank",
+        total=ttfv_group(total),
+        groups=[ttfv_group(g) for g in groups],
+    )
+
+
+@router.get("/at-risk", response_model=AtRiskPage)
+async def at_risk(
+    runtime: RuntimeDep,
+    session: SessionDep,
+    _key: ReadKey,
+    segment: str | None = None,
+    plan: str | None = None,
+    csm: str | None = None,
+    stage: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+) -> AtRiskPage:
+    """Looks done, isn't: every vendor task complete, first value missing; newest first."""
+    known(runtime.plans, segment=segment, plan=plan, stage=stage)
+    filters = ProjectionFilter(
+        segment=segment, plan_key=plan, csm=csm, stage=stage, at_risk=True
+    )
+    try:
+        page = await ProjectionRepository(session).list(filters, limit=limit, cursor=cursor)
+    except InvalidCursor as exc:
+        raise ApiError(400, "invalid_cursor", f"cursor is not valid: {exc}") from exc
+    return AtRiskPage(
+        items=[at_risk_item(s, runtime.plans.get(s.plan_key)) for s in page.items],
+        next_cursor=page.next_cursor,
+    )

@@ -1,0 +1,1 @@
+"""Pure report computations (no I/O): distributions over projected onboardings."""
