@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # The whole check, as `make test` and CI run it: ruff, then pytest (unit, integration, e2e)
 # against a real PostgreSQL and Kafka started by with-servers.sh (stopped afterwards, pass or
-# fail). Arguments go to pytest: deploy/local/test.sh -k ttfv -x
+# fail), and Debian's Prometheus (prometheus.sh install): pytest runs `promtool check rules`,
+# `promtool test rules`, `promtool check metrics` on real scrapes and a real Prometheus server
+# (tests/integration/test_prometheus*.py, test_metrics*.py). Arguments go to pytest:
+# deploy/local/test.sh -k ttfv -x
 # pytest runs even when ruff finds problems, so one run shows both; the exit code is non-zero
 # when either failed (pytest's own code when it failed; 5 means it collected no tests).
 # Expects .venv (make venv).
@@ -18,6 +21,10 @@ trap 'rm -f "$STATUS"' EXIT
 export FIRSTVALUE_TEST_STATUS_FILE="$STATUS"
 
 t0=$SECONDS
+# promtool and a Prometheus server for the alerting tests (Debian's package; a no-op when
+# installed). Without them those tests skip locally and fail under CI=true.
+bash "$HERE/prometheus.sh" install ||
+    echo "test.sh: Prometheus not installed; its tests will skip (fail under CI=true)" >&2
 rc=0
 bash "$HERE/with-servers.sh" bash -c '
     set -u
