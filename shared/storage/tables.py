@@ -206,6 +206,9 @@ class EscalationRecord(Base):
     due_at: Mapped[datetime] = mapped_column(UTCDateTime())
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     reason: Mapped[str] = mapped_column(Text)
+    ladder: Mapped[str | None] = mapped_column(String(32))  # "sla" for the day rules' ladder
+    raised_from: Mapped[int | None] = mapped_column(Integer)  # the ladder level it raised
+    resolution: Mapped[str | None] = mapped_column(Text)  # why it resolved
 
 
 class OutboxRecord(Base):
@@ -236,3 +239,57 @@ class ApiKeyRecord(Base):
     key_hash: Mapped[str] = mapped_column(String(64))
     scopes: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class IdempotencyRecord(Base):
+    """The first successful response to a write sent with an ``Idempotency-Key``.
+
+    Keys are scoped per API key (two clients may pick the same key); ``request_hash`` is
+    the fingerprint of method, path and body, so a reused key with another body is refused.
+    """
+
+    __tablename__ = "idempotency_keys"
+    __table_args__ = (Index("ix_idempotency_keys_created_at", "created_at"),)
+
+    api_key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    status: Mapped[int] = mapped_column(Integer)
+    response: Mapped[dict[str, Any]] = mapped_column(Json)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class WebhookDeliveryRecord(Base):
+    """One transition or escalation to POST to the configured webhook, and how that went.
+
+    ``status``: ``pending`` (due at ``next_attempt_at``, or leased to a sender until then),
+    ``delivered`` or ``failed`` (gave up: attempts used up, or a 4xx that retrying cannot fix).
+    """
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        UniqueConstraint("topic", "message_id"),
+        Index("ix_webhook_deliveries_status_next_attempt_at", "status", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(AutoId, primary_key=True, autoincrement=True)
+    topic: Mapped[str] = mapped_column(String(255))
+    message_id: Mapped[str] = mapped_column(ID)
+    key: Mapped[str | None] = mapped_column(ID)
+    payload: Mapped[dict[str, Any]] = mapped_column(Json)
+    status: Mapped[str] = mapped_column(String(16))
+    attempts: Mapped[int] = mapped_column(Integer)
+    last_status: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+# The list's order (signature newest first, then id) as an index of its own, so a page is
+# an index range scan at any size instead of a sort of every matching onboarding.
+Index(
+    "ix_onboarding_projections_signed_at_desc_onboarding_id",
+    ProjectionRecord.signed_at.desc(),
+    ProjectionRecord.onboarding_id,
+)
