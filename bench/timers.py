@@ -1,8 +1,8 @@
 """Timers at scale: 1,000,000 onboardings with timers in PostgreSQL, the due-timer query the
-timer loop runs, and the rate of a full replay.
+timer loop runs, and the rate of a full replay on a realistic population.
 
   deploy/local/with-servers.sh .venv/bin/python bench/timers.py [--onboardings N]
-      [--replay-accounts M]                                       (or: make bench)
+      [--replay-accounts A] [--replay-copies C] [--replay-workers W]      (or: make bench)
 
 1. Bulk-loads N registrations (``onboardings``) and N projections
    (``onboarding_projections``) into a fresh, migrated database with ``COPY`` — generating
@@ -15,13 +15,15 @@ timer loop runs, and the rate of a full replay.
    runs: the same query with ``FOR UPDATE SKIP LOCKED`` on the registrations, rolled back)
    for a page of 50, the median of many runs, and prints ``EXPLAIN (ANALYZE, BUFFERS)`` of
    both: the plan must walk ``ix_onboarding_projections_next_due_at``, never the table.
-3. Replay: M demo accounts (the demo history: realistic events and manual facts) stored
-   through ``ingest_messages``/``record_fact`` into a second database, then
-   ``projector.replay`` over them twice — cold (first projections, every transition queued
-   in the outbox) and warm (re-derivation, nothing new to publish) — with the rate and the
-   time a replay of N onboardings would take at that rate (an extrapolation: one process,
-   per-onboarding cost independent of N, which holds because replay pages by keyset and
-   projects each onboarding from its own indexed facts).
+3. Replay, measured on A × (C + 1) onboardings (default 200 × 50 = 10,000, ~1M events): A
+   demo accounts (the demo history: realistic events and manual facts) stored through
+   ``ingest_messages``/``record_fact`` into a second database, then copied C times inside
+   PostgreSQL under new account, onboarding, event and fact ids (``INSERT … SELECT``), so
+   every copy derives the same realistic state. ``firstvalue replay``'s own loop
+   (``replay.replay_all``) then runs three times: cold (no projections: every state written,
+   every transition queued), a day later (every state rewritten, as its ``as_of`` moved),
+   and two days later with W processes. Each rate is measured; the time for N onboardings
+   is an extrapolation (per-onboarding cost independent of N: keyset pages, indexed reads).
 """
 
 from __future__ import annotations
@@ -41,21 +43,22 @@ import asyncpg  # type: ignore[import-untyped]
 import orjson
 from lab.machine import describe
 from lab.postgres import asyncpg_dsn, fresh_database, server_version
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from firstvalue import demo_data
+from firstvalue.replay import replay_all
 from services.ingest.consumer import IngestOptions, ingest_messages
 from services.milestones.manual import record_fact
-from services.milestones.projector import replay
 from shared.config import load_settings
 from shared.domain.plan_loader import default_plans
 from shared.storage.engine import create_engine, create_sessionmaker
 from shared.storage.projections import ProjectionRepository
-from shared.storage.tables import OnboardingRecord, ProjectionRecord
+from shared.storage.tables import OnboardingRecord, OutboxRecord, ProjectionRecord
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+DAY = timedelta(days=1)
 CHUNK = 50_000
 PAGE = 50  # timers.fire_due's page
 RUNS = 200
@@ -211,13 +214,38 @@ async def _time_queries(url: str, sessions: async_sessionmaker[AsyncSession]) ->
     }
 
 
-async def measure_replay(url: str, accounts: int) -> dict[str, Any]:
-    """Store ``accounts`` demo accounts' facts, then time two full replays."""
+CLONE_SQL = (
+    """
+    INSERT INTO onboardings (onboarding_id, fact_id, account_id, plan_key, signed_at, csm,
+                             champion_user_id, licensed_seats, account_name, recorded_at)
+    SELECT c || onboarding_id, c || fact_id, c || account_id, plan_key, signed_at, csm,
+           champion_user_id, licensed_seats, account_name, recorded_at
+    FROM onboardings, (SELECT 'c' || k || ':' AS c FROM generate_series(1, $1) AS k) AS copies
+    """,
+    """
+    INSERT INTO onboarding_facts (id, onboarding_id, kind, occurred_at, payload, recorded_at)
+    SELECT c || id, c || onboarding_id, kind, occurred_at, payload, recorded_at
+    FROM onboarding_facts,
+         (SELECT 'c' || k || ':' AS c FROM generate_series(1, $1) AS k) AS copies
+    """,
+    """
+    INSERT INTO events (id, account_id, user_id, name, occurred_at, properties, source,
+                        recorded_at)
+    SELECT c || id, c || account_id, user_id, name, occurred_at, properties, source, recorded_at
+    FROM events, (SELECT 'c' || k || ':' AS c FROM generate_series(1, $1) AS k) AS copies
+    """,
+)
+
+
+async def store_population(url: str, accounts: int, copies: int) -> dict[str, Any]:
+    """``accounts`` demo accounts through the real store path (``ingest_messages``,
+    ``record_fact``), then ``copies`` server-side copies of their facts under new ids."""
     plans = default_plans()
     history = demo_data.generate(plans, NOW, accounts=accounts)
     engine = create_engine(url, application_name="bench-timers")
     sessions = create_sessionmaker(engine)
     options = IngestOptions.from_settings(load_settings(database_url=url), plans)
+    started = time.perf_counter()
     try:
         for start in range(0, len(history.messages), 1000):
             async with sessions() as session, session.begin():
@@ -226,35 +254,70 @@ async def measure_replay(url: str, accounts: int) -> dict[str, Any]:
         for fact in history.facts:
             async with sessions() as session, session.begin():
                 await record_fact(session, plans, fact, NOW)
-        times = []
-        for _ in ("cold", "warm"):
-            started = time.perf_counter()
-            count = await replay(sessions, plans, NOW)
-            times.append(time.perf_counter() - started)
     finally:
         await engine.dispose()
-    return {
-        "onboardings": count,
-        "events": len(history.messages),
-        "facts": len(history.facts),
-        "seconds": times,
-    }
+    conn = await asyncpg.connect(asyncpg_dsn(url))
+    try:
+        # record_fact projected some onboardings: start every replay measurement cold
+        await conn.execute("TRUNCATE escalations, onboarding_projections, outbox")
+        for sql in CLONE_SQL:
+            await conn.execute(sql, copies)
+        for table in ("onboardings", "onboarding_facts", "events"):
+            await conn.execute(f"VACUUM ANALYZE {table}")
+        counts = {
+            table: await conn.fetchval(f"SELECT count(*) FROM {table}")
+            for table in ("onboardings", "onboarding_facts", "events")
+        }
+    finally:
+        await conn.close()
+    return {**counts, "seconds": time.perf_counter() - started}
 
 
-async def main(onboardings: int, replay_accounts: int) -> None:
+async def measure_replay(url: str, workers: int) -> list[dict[str, Any]]:
+    """Time ``firstvalue replay``'s own loop (``replay.replay_all``) over the stored
+    population: cold (no projections yet: every state written, every transition queued),
+    then re-runs a day later (every state rewritten, as ``as_of`` moved) with one worker
+    and, when ``workers`` > 1, with that many."""
+    plans = default_plans()
+    engine = create_engine(url, application_name="bench-timers")
+    sessions = create_sessionmaker(engine)
+    passes = [("cold, first projections", NOW, 1), ("re-run a day later", NOW + DAY, 1)]
+    if workers > 1:
+        passes.append((f"re-run two days later, {workers} workers", NOW + 2 * DAY, workers))
+    results = []
+    try:
+        for label, moment, count in passes:
+            started = time.perf_counter()
+            kwargs = {"workers": count} if count > 1 else {}  # the call as of HEAD~ too
+            projected = await replay_all(sessions, plans, moment, **kwargs)
+            seconds = time.perf_counter() - started
+            async with sessions() as session:
+                queued = await session.scalar(select(func.count()).select_from(OutboxRecord))
+            results.append(
+                {"label": label, "onboardings": projected, "seconds": seconds, "outbox": queued}
+            )
+            print(f"  {label}: {projected:,} in {seconds:.1f} s", file=sys.stderr)
+    finally:
+        await engine.dispose()
+    return results
+
+
+async def main(onboardings: int, replay_accounts: int, copies: int, workers: int) -> None:
     server = os.environ.get("FIRSTVALUE_TEST_DATABASE_URL")
     if not server:
         sys.exit("set FIRSTVALUE_TEST_DATABASE_URL (deploy/local/with-servers.sh does)")
     print(f"bench/timers.py on {describe(await server_version(server))}")
+    print(f"load average at start: {_load()}")
     async with fresh_database(server) as url:
         print(f"Loading {onboardings:,} onboardings with timers (COPY)…")
         load = await bulk_load(url, onboardings)
         q = await time_queries(url)
     async with fresh_database(server) as url:
-        print(f"Storing {replay_accounts} demo accounts' facts for the replay…")
-        r = await measure_replay(url, replay_accounts)
-    cold, warm = r["seconds"]
-    rate_cold, rate_warm = r["onboardings"] / cold, r["onboardings"] / warm
+        print(f"Storing {replay_accounts} demo accounts' facts and {copies} copies of them…")
+        population = await store_population(url, replay_accounts, copies)
+        print(f"Replaying {population['onboardings']:,} onboardings…")
+        passes = await measure_replay(url, workers)
+    print(f"load average at end: {_load()}")
     print(f"\n{q['explain']['due']}\n\n{q['explain']['claim_due']}\n")
     figures = [
         ("onboardings (registrations + projections)", f"{onboardings:,}"),
@@ -263,18 +326,33 @@ async def main(onboardings: int, replay_accounts: int) -> None:
         (f"due(now, {PAGE}) median / p99", _ms(q, "due")),
         (f"claim_due(now, {PAGE}) median / p99", _ms(q, "claim_due")),
         (
-            f"replay of {r['onboardings']} demo onboardings",
-            f"cold {cold:.1f} s, warm {warm:.1f} s "
-            f"({r['events']:,} events, {r['facts']} manual facts)",
-        ),
-        ("replay rate cold / warm", f"{rate_cold:,.0f} / {rate_warm:,.0f} onboardings/s"),
-        (
-            f"replay of {onboardings:,} at that rate (extrapolated)",
-            f"cold {_duration(onboardings / rate_cold)}, warm {_duration(onboardings / rate_warm)}",
+            "replay population (measured)",
+            f"{population['onboardings']:,} onboardings, {population['events']:,} events, "
+            f"{population['onboarding_facts']:,} manual facts "
+            f"({replay_accounts} demo accounts × {copies + 1}; {population['seconds']:.0f} s)",
         ),
     ]
+    for p in passes:
+        rate = p["onboardings"] / p["seconds"]
+        figures.append(
+            (
+                f"replay, {p['label']} (measured)",
+                f"{p['onboardings']:,} in {p['seconds']:.1f} s = {rate:,.0f} onboardings/s "
+                f"(outbox {p['outbox']:,} rows)",
+            )
+        )
+        figures.append(
+            (
+                f"  → {onboardings:,} at that rate (extrapolated)",
+                _duration(onboardings / rate),
+            )
+        )
     for label, value in figures:
-        print(f"  {label:<48} {value}")
+        print(f"  {label:<56} {value}")
+
+
+def _load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def _ms(q: dict[str, Any], name: str) -> str:
@@ -289,5 +367,9 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--onboardings", type=int, default=1_000_000)
     parser.add_argument("--replay-accounts", type=int, default=200)
+    parser.add_argument("--replay-copies", type=int, default=49)
+    parser.add_argument("--replay-workers", type=int, default=2)
     args = parser.parse_args()
-    asyncio.run(main(args.onboardings, args.replay_accounts))
+    asyncio.run(
+        main(args.onboardings, args.replay_accounts, args.replay_copies, args.replay_workers)
+    )

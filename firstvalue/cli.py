@@ -164,6 +164,12 @@ def replay_command(
     now: Annotated[
         str | None, typer.Option(help="Re-derive state as of this ISO-8601 moment (default: now).")
     ] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1, help="Processes replaying disjoint id ranges at once (PostgreSQL; a core each)."
+        ),
+    ] = 1,
 ) -> None:
     """Re-derive every onboarding's state from its facts under the current plans
     (FIRSTVALUE_PLANS), then publish the transitions that causes."""
@@ -183,7 +189,7 @@ def replay_command(
     async def main(sessions: async_sessionmaker[AsyncSession]) -> tuple[int, int, int | None]:
         projected = await _counted(
             sessions, "Replaying onboardings",
-            lambda tick: replay.replay_all(sessions, plans, moment, tick),
+            lambda tick: replay.replay_all(sessions, plans, moment, tick, workers=workers),
         )
         total = await replay.count_onboardings(sessions)
         if not settings.kafka_bootstrap_servers:

@@ -2,7 +2,9 @@
 manual facts and replay.
 
 load the onboarding's facts → ``evaluate`` → ``transitions(old, new)`` → save the
-projection and queue the transitions in the outbox, all in the caller's transaction.
+projection and queue the transitions in the outbox, all in the caller's transaction. A
+page of onboardings goes through together (a handful of statements per page, not per
+onboarding), and a state that re-derives unchanged is neither rewritten nor re-announced.
 """
 
 from __future__ import annotations
@@ -10,18 +12,20 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.milestones.errors import UnknownOnboarding, UnknownPlan
 from shared.bus import topics
 from shared.domain.evaluate import evaluate
+from shared.domain.facts import OnboardingRegistered
 from shared.domain.plans import Plan
 from shared.domain.state import OnboardingState
 from shared.domain.transitions import ESCALATION_TRANSITIONS, Transition, transitions
 from shared.storage.onboardings import OnboardingRepository
-from shared.storage.outbox import OutboxRepository
-from shared.storage.projections import ProjectionRepository
+from shared.storage.outbox_many import QueuedMessage, add_many
+from shared.storage.projections import ProjectionRepository, decode_state, encode_state
 
 log = logging.getLogger(__name__)
 
@@ -32,11 +36,11 @@ def topic_of(transition: Transition) -> str:
     return topics.TRANSITIONS
 
 
-async def _previous(
-    projections: ProjectionRepository, onboarding_id: str
-) -> OnboardingState | None:
+def _previous(stored: dict[str, Any] | None, onboarding_id: str) -> OnboardingState | None:
+    if stored is None:
+        return None
     try:
-        return await projections.state(onboarding_id)
+        return decode_state(stored)
     except (KeyError, TypeError, ValueError):
         # A state stored by an older version that no longer decodes: treat as first
         # projection. Transition ids are deterministic, so the outbox drops repeats.
@@ -44,44 +48,78 @@ async def _previous(
         return None
 
 
+async def _project_page(
+    session: AsyncSession, plans: Mapping[str, Plan], onboarding_ids: Iterable[str], now: datetime
+) -> tuple[list[OnboardingState], list[UnknownOnboarding | UnknownPlan]]:
+    """Project a page of onboardings with a fixed number of statements, whatever its size:
+    lock the registrations (in id order), load every fact, evaluate, then write only the
+    projections whose encoded state changed and queue their transitions."""
+    ids = list(dict.fromkeys(onboarding_ids))
+    onboardings = OnboardingRepository(session)
+    registrations = await onboardings.lock_many(ids)
+    errors: list[UnknownOnboarding | UnknownPlan] = []
+    chosen: list[tuple[OnboardingRegistered, Plan]] = []
+    for onboarding_id in ids:
+        registration = registrations.get(onboarding_id)
+        if registration is None:
+            errors.append(UnknownOnboarding(onboarding_id))
+            continue
+        plan = plans.get(registration.plan_key)
+        if plan is None:
+            errors.append(
+                UnknownPlan(
+                    f"onboarding {onboarding_id!r} uses unknown plan {registration.plan_key!r}"
+                )
+            )
+            continue
+        chosen.append((registration, plan))
+    if not chosen:
+        return [], errors
+    facts = await onboardings.facts_for_many(r for r, _ in chosen)
+    projections = ProjectionRepository(session)
+    stored = await projections.state_dicts([r.onboarding_id for r, _ in chosen])
+    states: list[OnboardingState] = []
+    changed: list[tuple[OnboardingState, dict[str, Any]]] = []
+    queued: list[QueuedMessage] = []
+    for registration, plan in chosen:
+        onboarding_id = registration.onboarding_id
+        state = evaluate(plan, registration, facts[onboarding_id], now)
+        states.append(state)
+        encoded = encode_state(state)
+        before = stored.get(onboarding_id)
+        if encoded == before:
+            # Re-derived to the very same state (``as_of`` included, so the stored one was
+            # made at this same moment): writing it again would change nothing.
+            continue
+        changed.append((state, encoded))
+        queued.extend(
+            QueuedMessage(topic_of(t), state.account_id, t.id, t.to_dict())
+            for t in transitions(_previous(before, onboarding_id), state)
+        )
+    await projections.save_many(changed, now)
+    await add_many(session, queued, now)
+    return states, errors
+
+
 async def project(
     session: AsyncSession, plans: Mapping[str, Plan], onboarding_id: str, now: datetime
 ) -> OnboardingState:
     """Re-derive one onboarding's state as of ``now``, store it, queue its transitions."""
-    onboardings = OnboardingRepository(session)
-    registration = await onboardings.lock(onboarding_id)
-    if registration is None:
-        raise UnknownOnboarding(onboarding_id)
-    plan = plans.get(registration.plan_key)
-    if plan is None:
-        raise UnknownPlan(
-            f"onboarding {onboarding_id!r} uses unknown plan {registration.plan_key!r}"
-        )
-    loaded = await onboardings.facts_for(onboarding_id)
-    assert loaded is not None  # locked above
-    state = evaluate(plan, registration, loaded[1], now)
-    projections = ProjectionRepository(session)
-    previous = await _previous(projections, onboarding_id)
-    await projections.save(state, now)
-    outbox = OutboxRepository(session)
-    for transition in transitions(previous, state):
-        await outbox.add(
-            topic_of(transition), state.account_id, transition.id, transition.to_dict(), now
-        )
-    return state
+    states, errors = await _project_page(session, plans, [onboarding_id], now)
+    if errors:
+        raise errors[0]
+    return states[0]
 
 
 async def project_many(
     session: AsyncSession, plans: Mapping[str, Plan], onboarding_ids: Iterable[str], now: datetime
 ) -> list[OnboardingState]:
-    """Project each onboarding; one that cannot be (unknown id, plan no longer configured) is
-    logged and skipped — its last projection stays — instead of stalling all the others."""
-    states = []
-    for onboarding_id in onboarding_ids:
-        try:
-            states.append(await project(session, plans, onboarding_id, now))
-        except (UnknownOnboarding, UnknownPlan) as error:
-            log.error("not projected: %s", error)
+    """Project each onboarding (a repeated id once); one that cannot be (unknown id, plan no
+    longer configured) is logged and skipped — its last projection stays — instead of
+    stalling all the others."""
+    states, errors = await _project_page(session, plans, onboarding_ids, now)
+    for error in errors:
+        log.error("not projected: %s", error)
     return states
 
 
@@ -89,10 +127,7 @@ async def project_accounts(
     session: AsyncSession, plans: Mapping[str, Plan], account_ids: Iterable[str], now: datetime
 ) -> list[OnboardingState]:
     """Project every onboarding of these accounts."""
-    onboardings = OnboardingRepository(session)
-    ids: list[str] = []
-    for account_id in dict.fromkeys(account_ids):
-        ids.extend(await onboardings.ids_for_account(account_id))
+    ids = await OnboardingRepository(session).ids_for_accounts(account_ids)
     return await project_many(session, plans, ids, now)
 
 

@@ -1,13 +1,14 @@
 """Onboardings: registrations and the manual facts recorded against them, append-only.
 
 ``facts_for`` gathers everything an onboarding's state is derived from: its registration,
-its account's usage events and its own manual facts.
+its account's usage events and its own manual facts; ``facts_for_many`` does the same for a
+page of onboardings in three queries, whatever the page's size.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -23,6 +24,7 @@ from shared.domain.facts import (
     OnboardingResumed,
 )
 from shared.storage import dialect
+from shared.storage.account_events import IDS_PER_QUERY, events_by_account
 from shared.storage.events import EventRepository
 from shared.storage.tables import OnboardingFactRecord, OnboardingRecord
 
@@ -144,6 +146,33 @@ class OnboardingRepository:
         record = await self._session.scalar(stmt)
         return _registration(record) if record else None
 
+    async def lock_many(self, onboarding_ids: Iterable[str]) -> dict[str, OnboardingRegistered]:
+        """``lock`` for many onboardings, in one statement per thousand, locking in id order
+        (so two lockers of overlapping sets cannot deadlock); unknown ids are left out."""
+        return await self._registrations(onboarding_ids, lock=True)
+
+    async def registrations(self, onboarding_ids: Iterable[str]) -> dict[str, OnboardingRegistered]:
+        """Many registrations by onboarding id, unlocked; unknown ids are left out."""
+        return await self._registrations(onboarding_ids, lock=False)
+
+    async def _registrations(
+        self, onboarding_ids: Iterable[str], *, lock: bool
+    ) -> dict[str, OnboardingRegistered]:
+        ordered = sorted(set(onboarding_ids))
+        found: dict[str, OnboardingRegistered] = {}
+        o = OnboardingRecord
+        for start in range(0, len(ordered), IDS_PER_QUERY):
+            stmt = (
+                select(o)
+                .where(o.onboarding_id.in_(ordered[start : start + IDS_PER_QUERY]))
+                .order_by(o.onboarding_id)
+            )
+            if lock:
+                stmt = stmt.with_for_update()
+            for record in (await self._session.scalars(stmt)).all():
+                found[record.onboarding_id] = _registration(record)
+        return found
+
     async def ids_for_account(self, account_id: str) -> list[str]:
         stmt = (
             select(OnboardingRecord.onboarding_id)
@@ -152,11 +181,30 @@ class OnboardingRepository:
         )
         return list((await self._session.scalars(stmt)).all())
 
-    async def ids(self, after: str | None, limit: int) -> list[str]:
-        """All onboarding ids in id order, a page at a time (for replay)."""
+    async def ids_for_accounts(self, account_ids: Iterable[str]) -> list[str]:
+        """``ids_for_account`` of many accounts in one query per thousand: the accounts in
+        the order given, each one's onboardings in id order."""
+        wanted = list(dict.fromkeys(account_ids))
+        by_account: dict[str, list[str]] = {account_id: [] for account_id in wanted}
+        o = OnboardingRecord
+        for start in range(0, len(wanted), IDS_PER_QUERY):
+            stmt = (
+                select(o.account_id, o.onboarding_id)
+                .where(o.account_id.in_(wanted[start : start + IDS_PER_QUERY]))
+                .order_by(o.onboarding_id)
+            )
+            for account_id, onboarding_id in await self._session.execute(stmt):
+                by_account[account_id].append(onboarding_id)
+        return [i for ids in by_account.values() for i in ids]
+
+    async def ids(self, after: str | None, limit: int, *, through: str | None = None) -> list[str]:
+        """All onboarding ids in id order, a page at a time (for replay); with ``through``,
+        only ids up to and including it (one worker's range)."""
         stmt = select(OnboardingRecord.onboarding_id).order_by(OnboardingRecord.onboarding_id)
         if after is not None:
             stmt = stmt.where(OnboardingRecord.onboarding_id > after)
+        if through is not None:
+            stmt = stmt.where(OnboardingRecord.onboarding_id <= through)
         return list((await self._session.scalars(stmt.limit(limit))).all())
 
     async def add_fact(self, fact: ManualFact, recorded_at: datetime) -> bool:
@@ -191,6 +239,38 @@ class OnboardingRepository:
             stmt = stmt.where(OnboardingFactRecord.occurred_at <= until)
         stmt = stmt.order_by(OnboardingFactRecord.occurred_at, OnboardingFactRecord.id)
         return [_manual_fact(r) for r in (await self._session.scalars(stmt)).all()]
+
+    async def manual_facts_for_many(
+        self, onboarding_ids: Iterable[str], *, until: datetime | None = None
+    ) -> dict[str, list[ManualFact]]:
+        """``manual_facts`` of many onboardings: each requested id maps to its facts in
+        event-time order (empty when it has none)."""
+        found: dict[str, list[ManualFact]] = {i: [] for i in onboarding_ids}
+        ordered = sorted(found)
+        f = OnboardingFactRecord
+        for start in range(0, len(ordered), IDS_PER_QUERY):
+            stmt = select(f).where(f.onboarding_id.in_(ordered[start : start + IDS_PER_QUERY]))
+            if until is not None:
+                stmt = stmt.where(f.occurred_at <= until)
+            stmt = stmt.order_by(f.onboarding_id, f.occurred_at, f.id)
+            for record in (await self._session.scalars(stmt)).all():
+                found[record.onboarding_id].append(_manual_fact(record))
+        return found
+
+    async def facts_for_many(
+        self, registrations: Iterable[OnboardingRegistered], *, as_of: datetime | None = None
+    ) -> dict[str, list[Fact]]:
+        """``facts_for`` of already loaded (or locked) registrations, by onboarding id: the
+        events of all their accounts in one query, their manual facts in another."""
+        chosen = {r.onboarding_id: r for r in registrations}
+        events = await events_by_account(
+            self._session, {r.account_id for r in chosen.values()}, until=as_of
+        )
+        manual = await self.manual_facts_for_many(chosen, until=as_of)
+        return {
+            onboarding_id: [*events[r.account_id], *manual[onboarding_id]]
+            for onboarding_id, r in chosen.items()
+        }
 
     async def facts_for(
         self, onboarding_id: str, *, as_of: datetime | None = None
