@@ -37,12 +37,12 @@ from firstvalue.ndjson import MAX_LINE_BYTES, ExportFile, Line, fingerprint
 from services.api.app import configured_plans
 from services.ingest.consumer import IngestOptions, IngestResult, Rejected, ingest_messages
 from services.ingest.event import SOURCE_MARKER
-from services.milestones.projector import project_accounts
-from services.milestones.publisher import relay_outbox
 from shared.bus.bus import Bus
 from shared.bus.factory import create_bus
 from shared.config import Settings
 from shared.domain.plans import Plan
+from shared.projection.projector import project_accounts
+from shared.projection.publisher import relay_outbox
 from shared.storage.engine import create_engine, create_sessionmaker
 from shared.storage.identities import IdentityRepository
 

@@ -175,8 +175,8 @@ def replay_command(
     (FIRSTVALUE_PLANS), then publish the transitions that causes."""
     from firstvalue import replay
     from services.api.app import configured_plans
-    from services.milestones.publisher import relay_outbox
     from shared.bus.factory import create_bus
+    from shared.projection.publisher import relay_outbox
 
     settings = _settings()
     try:

@@ -33,14 +33,14 @@ from services.api.app import configured_plans, create_app
 from services.ingest.consumer import IngestOptions, run_ingest
 from services.ingest.normalize import partition_key
 from services.milestones.consumer import run_milestones
-from services.milestones.manual import record_fact
-from services.milestones.publisher import relay_outbox
 from services.milestones.timers import run_timers
 from services.milestones.webhooks_worker import WebhookOptions, run_webhooks
 from shared.bus import topics
 from shared.bus.memory import MemoryBus
 from shared.config import Settings
 from shared.domain.plans import Plan
+from shared.projection.manual import record_fact
+from shared.projection.publisher import relay_outbox
 from shared.storage import migrate
 from shared.storage.api_keys import ApiKeyRepository
 from shared.storage.engine import create_engine, create_sessionmaker

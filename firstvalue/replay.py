@@ -13,9 +13,9 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from firstvalue.plans_diff import DiffReport, compare
-from services.milestones.projector import project_many
 from shared.domain.evaluate import evaluate
 from shared.domain.plans import Plan
+from shared.projection.projector import project_many
 from shared.storage.onboardings import OnboardingRepository
 
 PAGE = 500  # onboardings per transaction: a few statements each, ~50,000 events read

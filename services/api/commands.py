@@ -2,7 +2,7 @@
 
 Field rules live here (lengths, ranges, known channels) so that a bad body is a 422 naming
 the field; rules that need the database (unknown onboarding, milestone not in the plan,
-resume without a pause) are checked by ``services.milestones.manual.record_fact``.
+resume without a pause) are checked by ``shared.projection.manual.record_fact``.
 Fact ids are derived from the content, so the same command sent twice records one fact.
 """
 
@@ -14,7 +14,6 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from services.ingest.registration import onboarding_id_for, registration_id
-from services.milestones.manual import fact_id
 from shared.domain.facts import (
     EvidenceRecorded,
     MilestoneAmended,
@@ -22,6 +21,7 @@ from shared.domain.facts import (
     OnboardingRegistered,
     OnboardingResumed,
 )
+from shared.projection.manual import fact_id
 
 
 def _utc(value: datetime) -> datetime:

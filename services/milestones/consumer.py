@@ -14,12 +14,12 @@ from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.milestones.projector import project_accounts, project_many
-from services.milestones.publisher import relay_outbox
 from shared.bus import topics
 from shared.bus.bus import Batch, Bus
 from shared.bus.messages import FactsNotice, dead_letter
 from shared.domain.plans import Plan
+from shared.projection.projector import project_accounts, project_many
+from shared.projection.publisher import relay_outbox
 
 log = logging.getLogger(__name__)
 MAX_CONSECUTIVE_FAILURES = 5

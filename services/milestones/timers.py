@@ -18,11 +18,11 @@ from datetime import UTC, datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.milestones.projector import project_many
-from services.milestones.publisher import relay_outbox
 from shared.bus.bus import Bus
 from shared.domain.plans import Plan
 from shared.observability.database import observe_timer_lateness
+from shared.projection.projector import project_many
+from shared.projection.publisher import relay_outbox
 from shared.storage.projections import ProjectionRepository
 
 log = logging.getLogger(__name__)

@@ -32,12 +32,12 @@ from firstvalue.demo_data import DemoHistory, generate
 from services.ingest.consumer import IngestOptions, run_ingest
 from services.ingest.normalize import partition_key
 from services.milestones.consumer import run_milestones
-from services.milestones.manual import record_fact
-from services.milestones.projector import replay
 from shared.bus import topics
 from shared.bus.memory import MemoryBus
 from shared.domain.plan_loader import default_plans
 from shared.domain.plans import Plan
+from shared.projection.manual import record_fact
+from shared.projection.projector import replay
 from shared.storage import migrate
 from shared.storage.engine import create_engine, create_sessionmaker
 from shared.storage.events import EventRepository

@@ -28,13 +28,13 @@ from firstvalue.cli import console as cli_console
 from services.ingest.consumer import IngestOptions, run_ingest
 from services.ingest.normalize import partition_key
 from services.milestones.consumer import run_milestones
-from services.milestones.manual import record_fact
 from shared.bus import topics
 from shared.bus.memory import MemoryBus
 from shared.config import load_settings, sqlite_dsn
 from shared.default_plans import __file__ as default_plans_init
 from shared.domain.plan_loader import load_plans
 from shared.domain.plans import Plan
+from shared.projection.manual import record_fact
 from shared.storage import create_engine, create_sessionmaker, migrate
 from shared.storage.onboardings import OnboardingRepository
 from shared.storage.projections import ProjectionRepository

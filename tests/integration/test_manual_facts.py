@@ -7,7 +7,17 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.milestones.manual import (
+from shared.bus import topics
+from shared.bus.memory import MemoryBus
+from shared.domain.facts import (
+    EvidenceRecorded,
+    MilestoneAmended,
+    OnboardingPaused,
+    OnboardingRegistered,
+    OnboardingResumed,
+)
+from shared.domain.plan_loader import default_plans
+from shared.projection.manual import (
     CommandFact,
     ConflictingRegistration,
     FactRejected,
@@ -20,17 +30,7 @@ from services.milestones.manual import (
     fact_id,
     record_fact,
 )
-from services.milestones.publisher import relay_outbox
-from shared.bus import topics
-from shared.bus.memory import MemoryBus
-from shared.domain.facts import (
-    EvidenceRecorded,
-    MilestoneAmended,
-    OnboardingPaused,
-    OnboardingRegistered,
-    OnboardingResumed,
-)
-from shared.domain.plan_loader import default_plans
+from shared.projection.publisher import relay_outbox
 from shared.storage.onboardings import OnboardingRepository
 
 PLANS = default_plans()

@@ -11,11 +11,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.ingest.normalize import partition_key, split_segment_batch
 from services.ingest.registration import onboarding_id_for
-from services.milestones.projector import replay
 from shared.bus import topics
 from shared.bus.memory import MemoryBus
 from shared.bus.messages import FactsNotice
 from shared.domain.plan_loader import default_plans
+from shared.projection.projector import replay
 from shared.storage.outbox import OutboxRepository
 from shared.storage.projections import ProjectionFilter, ProjectionRepository
 

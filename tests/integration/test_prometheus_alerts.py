@@ -23,9 +23,9 @@ from typing import Any
 import httpx
 import pytest
 
-from services.milestones.manual import record_fact
 from shared.domain.facts import OnboardingRegistered
 from shared.domain.plan_loader import default_plans
+from shared.projection.manual import record_fact
 from shared.storage import create_engine, create_sessionmaker, migrate
 
 from .conftest import fresh_postgres_database, postgres_base_url

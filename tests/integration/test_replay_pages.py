@@ -14,13 +14,13 @@ from firstvalue import demo_data
 from firstvalue.replay import replay_all
 from firstvalue.replay_processes import ranges
 from services.ingest.consumer import IngestOptions, ingest_messages
-from services.milestones.manual import record_fact
-from services.milestones.projector import project_many
 from shared.config import load_settings
 from shared.domain import codec
 from shared.domain.evaluate import evaluate
 from shared.domain.plan_loader import default_plans
 from shared.domain.transitions import transitions
+from shared.projection.manual import record_fact
+from shared.projection.projector import project_many
 from shared.storage.onboardings import OnboardingRepository
 from shared.storage.projections import ProjectionRepository, encode_state
 from shared.storage.tables import EscalationRecord, OutboxRecord

@@ -9,12 +9,12 @@ from datetime import UTC, datetime, timedelta
 import orjson
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.milestones.manual import record_fact
 from services.milestones.timers import fire_due, run_timers
 from shared.bus import topics
 from shared.bus.memory import MemoryBus
 from shared.domain.facts import OnboardingRegistered
 from shared.domain.plan_loader import default_plans
+from shared.projection.manual import record_fact
 from shared.storage.projections import ProjectionRepository
 
 PLANS = default_plans()

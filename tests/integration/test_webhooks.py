@@ -23,8 +23,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from firstvalue.embedded import start_pipeline
 from services.milestones import webhooks
 from services.milestones.consumer import run_milestones
-from services.milestones.manual import record_fact
-from services.milestones.publisher import relay_outbox
 from services.milestones.webhooks_worker import WebhookOptions, run_webhooks
 from shared.bus import topics
 from shared.bus.memory import MemoryBus
@@ -33,6 +31,8 @@ from shared.config import load_settings, sqlite_dsn
 from shared.domain.facts import OnboardingRegistered
 from shared.domain.plan_loader import default_plans
 from shared.domain.transitions import EscalationOpened
+from shared.projection.manual import record_fact
+from shared.projection.publisher import relay_outbox
 from shared.storage.onboardings import OnboardingRepository
 from shared.storage.webhook_deliveries import WebhookDelivery, WebhookDeliveryRepository
 

@@ -30,7 +30,8 @@ from services.api.errors import WRITE_ERRORS, ApiError
 from services.api.idempotency import IdempotencyKey, fingerprint, respond_once
 from services.api.report_schemas import WriteResult
 from services.api.schemas import detail
-from services.milestones.manual import (
+from shared.domain.facts import OnboardingRegistered
+from shared.projection.manual import (
     CommandFact,
     ConflictingRegistration,
     FactRejected,
@@ -40,8 +41,7 @@ from services.milestones.manual import (
     UnknownPlan,
     record_fact,
 )
-from services.milestones.publisher import relay_outbox
-from shared.domain.facts import OnboardingRegistered
+from shared.projection.publisher import relay_outbox
 from shared.storage.onboardings import OnboardingRepository
 
 log = logging.getLogger(__name__)

@@ -21,8 +21,6 @@ import orjson
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from services.milestones.manual import CommandFact, record_fact
-from services.milestones.publisher import relay_outbox
 from services.milestones.service import run_service
 from shared.bus import topics
 from shared.bus.kafka import KafkaBus
@@ -32,6 +30,8 @@ from shared.domain.facts import EventObserved, OnboardingRegistered
 from shared.domain.plan_loader import default_plans
 from shared.domain.state import OnboardingState
 from shared.domain.transitions import ESCALATION_TRANSITIONS, transitions
+from shared.projection.manual import CommandFact, record_fact
+from shared.projection.publisher import relay_outbox
 from shared.storage import create_engine, create_sessionmaker
 from shared.storage.events import EventRepository
 from shared.storage.onboardings import OnboardingRepository

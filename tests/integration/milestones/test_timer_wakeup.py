@@ -9,11 +9,11 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.milestones.manual import record_fact
 from services.milestones.timers import run_timers
 from shared.bus import topics
 from shared.bus.memory import MemoryBus
 from shared.domain.facts import OnboardingRegistered
+from shared.projection.manual import record_fact
 
 from .scenario import PLANS
 

@@ -16,13 +16,13 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.milestones.errors import UnknownOnboarding, UnknownPlan
 from shared.bus import topics
 from shared.domain.evaluate import evaluate
 from shared.domain.facts import OnboardingRegistered
 from shared.domain.plans import Plan
 from shared.domain.state import OnboardingState
 from shared.domain.transitions import ESCALATION_TRANSITIONS, Transition, transitions
+from shared.projection.errors import UnknownOnboarding, UnknownPlan
 from shared.storage.onboardings import OnboardingRepository
 from shared.storage.outbox_many import QueuedMessage, add_many
 from shared.storage.projections import ProjectionRepository, decode_state, encode_state

@@ -14,16 +14,6 @@ from datetime import datetime, timedelta
 import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.milestones.errors import (
-    ConflictingRegistration,
-    FactRejected,
-    InvalidFact,
-    InvalidPauseState,
-    UnknownMilestone,
-    UnknownOnboarding,
-    UnknownPlan,
-)
-from services.milestones.projector import project
 from shared.domain.facts import (
     EvidenceRecorded,
     MilestoneAmended,
@@ -33,6 +23,16 @@ from shared.domain.facts import (
 )
 from shared.domain.plans import Plan
 from shared.domain.state import OnboardingState
+from shared.projection.errors import (
+    ConflictingRegistration,
+    FactRejected,
+    InvalidFact,
+    InvalidPauseState,
+    UnknownMilestone,
+    UnknownOnboarding,
+    UnknownPlan,
+)
+from shared.projection.projector import project
 from shared.storage.onboardings import ManualFact, OnboardingRepository
 
 __all__ = [
