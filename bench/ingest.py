@@ -10,6 +10,9 @@
    committed, which the consumer does only after the batch's facts are committed.
    The raw clock starts with the fetching (no group to join); the end-to-end one when the
    first batch is in hand (the group join left out).
+   (b') scale-out, reported apart from (b): ``--processes`` (default 2) ingest processes
+   in one consumer group, from the same topic into another fresh database; the clock runs
+   from the first batch in hand in any of them to the commit that completed the workload.
 3. (c) HTTP: ``firstvalue api`` in a subprocess (uvicorn, producing to Kafka), fed by an
    httpx client over a few connections posting Segment ``/v1/batch`` bodies of 100 events.
 4. References: firstvalue's decoding alone (no I/O, one core), and on the same PostgreSQL
@@ -23,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import multiprocessing
 import os
 import socket
 import subprocess
@@ -33,6 +37,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from multiprocessing.context import BaseContext
 from types import TracebackType
 from typing import Any, Self
 
@@ -67,6 +72,8 @@ class Rates:
     raw: float = 0.0
     end_to_end: float = 0.0
     stored: int = 0
+    scale_out: float = 0.0  # several ingest processes in one group: reported on its own
+    processes: int = 0
     http: float = 0.0
     http_events: int = 0
     executemany: float = 0.0
@@ -130,12 +137,13 @@ class Observed:
     """The real ``KafkaBus`` with a stopwatch: the first batch yielded, then every commit
     (which the ingest consumer makes only after the batch's database transaction)."""
 
-    def __init__(self, bus: KafkaBus, expected: int) -> None:
+    def __init__(self, bus: KafkaBus, expected: int, tally: Tally | None = None) -> None:
         self.bus = bus
         self.expected = expected
         self.committed = 0
         self.first = self.last = 0.0
         self.done = asyncio.Event()
+        self.tally = tally  # the scale-out run: commits counted across the processes
 
     async def start(self) -> None:
         await self.bus.start()
@@ -175,6 +183,8 @@ class ObservedSubscription:
         async for batch in self._inner:
             if not self._owner.first:
                 self._owner.first = time.perf_counter()
+                if self._owner.tally is not None:
+                    self._owner.tally.started()
             yield ObservedBatch(self._owner, batch)
 
 
@@ -188,6 +198,8 @@ class ObservedBatch:
         await self._inner.commit()
         owner = self._owner
         owner.committed += len(self.messages)
+        if owner.tally is not None and owner.tally.add(len(self.messages)) >= owner.expected:
+            owner.done.set()
         if owner.committed >= owner.expected and not owner.done.is_set():
             owner.last = time.perf_counter()
             owner.done.set()
@@ -216,6 +228,93 @@ async def end_to_end(servers: str, prefix: str, database_url: str, expected: int
         await bus.stop()
         await asyncio.gather(consumer, return_exceptions=True)
         await engine.dispose()
+
+
+class Tally:
+    """Records committed by every process of the scale-out run, and the wall-clock times
+    (comparable across processes on one machine) of the first batch in hand and of the
+    commit that completed the workload."""
+
+    def __init__(self, context: BaseContext) -> None:
+        self.committed = context.Value("q", 0)
+        self.first = context.Value("d", 0.0)
+        self.last = context.Value("d", 0.0)
+
+    def started(self) -> None:
+        with self.first.get_lock():
+            now = time.time()
+            if not self.first.value or now < self.first.value:
+                self.first.value = now
+
+    def add(self, records: int) -> int:
+        with self.committed.get_lock():
+            self.committed.value += records
+            self.last.value = time.time()
+            return int(self.committed.value)
+
+
+def scale_out_worker(
+    servers: str, prefix: str, database_url: str, group: str, expected: int, tally: Tally
+) -> None:
+    """One ``firstvalue ingest``-like process of the scale-out run (a spawned process)."""
+    gc.freeze()
+    asyncio.run(_consume_share(servers, prefix, database_url, group, expected, tally))
+
+
+async def _consume_share(
+    servers: str, prefix: str, database_url: str, group: str, expected: int, tally: Tally
+) -> None:
+    engine = create_engine(database_url, application_name="firstvalue-bench")
+    bus = Observed(
+        KafkaBus(servers, client_id="bench-ingest", topic_prefix=prefix), expected, tally
+    )
+    await bus.start()
+    options = IngestOptions(plan_keys=frozenset(default_plans()))
+    consumer = asyncio.create_task(
+        run_ingest(bus, create_sessionmaker(engine), options, group=group)  # type: ignore[arg-type]
+    )
+    try:
+        deadline = time.monotonic() + DEADLINE
+        # Only to know when to stop (the other process may commit the last batch); the
+        # figure comes from the tally's commit times, not from this poll.
+        while tally.committed.value < expected and not consumer.done():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"scale-out ingest committed {tally.committed.value}")
+            await asyncio.sleep(0.05)
+        if consumer.done():
+            consumer.result()
+    finally:
+        await bus.stop()
+        await asyncio.gather(consumer, return_exceptions=True)
+        await engine.dispose()
+
+
+async def scale_out(
+    servers: str, prefix: str, database_url: str, expected: int, processes: int
+) -> float:
+    """Events/s of ``processes`` ingest processes in one consumer group (the design's
+    scale-out), Kafka → facts committed in PostgreSQL: from the first batch in hand in any
+    of them to the commit that completed the workload (the group's join rebalance
+    included)."""
+    context = multiprocessing.get_context("spawn")
+    tally = Tally(context)
+    group = f"bench-scale-out-{uuid.uuid4().hex[:8]}"
+    workers = [
+        context.Process(
+            target=scale_out_worker,
+            args=(servers, prefix, database_url, group, expected, tally),
+        )
+        for _ in range(processes)
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        await asyncio.to_thread(worker.join, DEADLINE)
+    if any(worker.exitcode != 0 for worker in workers):
+        raise RuntimeError(f"scale-out worker exit codes {[w.exitcode for w in workers]}")
+    if tally.committed.value < expected:
+        raise AssertionError(f"scale-out committed {tally.committed.value} of {expected}")
+    return float(tally.committed.value / (tally.last.value - tally.first.value))
 
 
 def _free_port() -> int:
@@ -404,6 +503,14 @@ async def main(args: argparse.Namespace) -> Rates:
         rates.stored = await stored_events(url)
         print(f"  (b) end to end    {rates.end_to_end:>10,.0f} events/s "
               f"({rates.stored:,} events stored)", flush=True)
+        if args.processes > 1:
+            async with fresh_database(postgres) as scaled:
+                rates.processes = args.processes
+                rates.scale_out = await scale_out(
+                    servers, prefix, scaled, len(events), args.processes
+                )
+                print(f"  (b') {args.processes} processes {rates.scale_out:>10,.0f} events/s "
+                      f"({await stored_events(scaled):,} events stored)", flush=True)
         http_events = events[: args.http_events]
         rates.http_events = len(http_events)
         rates.http = await http_ingest(servers, url, http_events, args.connections)
@@ -419,6 +526,11 @@ def report(rates: Rates, args: argparse.Namespace) -> None:
         ("produce (KafkaBus.publish_many, acks=all)", rates.produced, "events/s"),
         ("(a) raw aiokafka getmany, no processing", rates.raw, "events/s"),
         ("(b) end to end: Kafka -> facts in PostgreSQL", rates.end_to_end, "events/s"),
+        *(
+            [(f"(b') end to end, {rates.processes} ingest processes, one group",
+              rates.scale_out, "events/s")]
+            if rates.processes else []
+        ),
         (f"(c) HTTP /v1/batch of {HTTP_BATCH}, {args.connections} connections", rates.http,
          f"events/s ({rates.http_events:,} events)"),
         ("firstvalue decode alone (no I/O), one core", rates.decode, "events/s"),
@@ -430,6 +542,9 @@ def report(rates: Rates, args: argparse.Namespace) -> None:
         print(f"  {label:<46} {value:>10,.0f} {unit}")
     print(f"  ratio end to end / raw = {ratio:.2f}: {verdict} the target {TARGET_RATIO:.2f} "
           f"(end to end / COPY = {rates.end_to_end / rates.copy:.2f})")
+    if rates.processes:
+        print(f"  scale-out, reported apart: {rates.processes} processes / raw = "
+              f"{rates.scale_out / rates.raw:.2f}")
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
@@ -439,6 +554,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--http-events", type=int, default=50_000,
                         help="events to post to the HTTP ingest (default 50,000)")
     parser.add_argument("--connections", type=int, default=4, help="HTTP client connections")
+    parser.add_argument("--processes", type=int, default=2,
+                        help="ingest processes in one group for the scale-out figure "
+                        "(reported apart from the single-process one; 1 skips it)")
     return parser.parse_args(argv)
 
 

@@ -31,7 +31,7 @@ class InvalidMessage(ValueError):
         self.field = field
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class NormalizedEvent:
     """One vendor message in vendor-neutral form.
 
@@ -53,9 +53,51 @@ class NormalizedEvent:
     context_group_id: str | None = None  # the account named by the message itself
     previous_id: str | None = None  # alias calls
 
+    def __init__(
+        self,
+        id: str,
+        source: str,
+        type: str,
+        user_id: str,
+        name: str | None,
+        at: datetime,
+        received_at: datetime,
+        properties: Mapping[str, Any] | None = None,
+        traits: Mapping[str, Any] | None = None,
+        group_id: str | None = None,
+        context_group_id: str | None = None,
+        previous_id: str | None = None,
+    ) -> None:
+        # One per ingested message: a single dict update instead of the frozen dataclass's
+        # twelve object.__setattr__ calls (the instance stays frozen to attribute writes).
+        self.__dict__.update(
+            id=id,
+            source=source,
+            type=type,
+            user_id=user_id,
+            name=name,
+            at=at,
+            received_at=received_at,
+            properties={} if properties is None else properties,
+            traits={} if traits is None else traits,
+            group_id=group_id,
+            context_group_id=context_group_id,
+            previous_id=previous_id,
+        )
+
 
 def parse_time(value: Any, field_name: str) -> datetime:
     """ISO-8601 → aware UTC datetime (no offset means UTC)."""
+    if value.__class__ is str:  # the common case first: a UTC time parses without a copy
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            pass
+        else:
+            tz = parsed.tzinfo
+            if tz is UTC:
+                return parsed
+            return parsed.replace(tzinfo=UTC) if tz is None else parsed.astimezone(UTC)
     if not isinstance(value, str):
         raise InvalidMessage(
             "invalid_timestamp", f"{field_name} must be an ISO-8601 string", field_name
@@ -81,6 +123,8 @@ def identifier(
     """An id field: a string (or an integer when ``numbers``), at most ``max_length`` long;
     None when absent, null or empty."""
     value = message.get(key)
+    if value.__class__ is str and 0 < len(value) <= max_length:  # the common case first
+        return value
     if value is None or value == "":
         return None
     allowed = (str, int) if numbers else (str,)
@@ -98,6 +142,8 @@ def identifier(
 def json_object(message: Mapping[str, Any], key: str, path: str | None = None) -> dict[str, Any]:
     """An object field (``{}`` when absent or null)."""
     value = message.get(key)
+    if value.__class__ is dict:
+        return value
     if value is None:
         return {}
     if not isinstance(value, dict):

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from services.ingest.event import (
+    MAX_ID_LENGTH,
     RECEIVED_AT,
     SOURCE_MARKER,
     InvalidMessage,
@@ -46,6 +47,8 @@ def normalize_segment(
     if kind not in TYPES:
         shown = "missing" if kind is None else repr(kind)[:40]
         raise InvalidMessage("unsupported_type", f"message type is {shown}", "type")
+    if (event := _well_formed(message, kind, received_at, max_clock_skew_days)) is not None:
+        return event
     user_id = identifier(message, "userId", "invalid_user") or identifier(
         message, "anonymousId", "invalid_user"
     )
@@ -75,7 +78,7 @@ def normalize_segment(
         type=kind,
         user_id=user_id,
         name=name,
-        at=_event_time(message, received_at, timedelta(days=max_clock_skew_days)),
+        at=_event_time(message, received_at, max_clock_skew_days),
         received_at=received_at,
         properties=properties,
         traits=traits,
@@ -87,18 +90,86 @@ def normalize_segment(
     )
 
 
-def _event_time(message: Mapping[str, Any], received_at: datetime, max_skew: timedelta) -> datetime:
-    client_field = "originalTimestamp" if message.get("originalTimestamp") is not None else (
-        "timestamp"
+def _id_or_none(value: Any, max_length: int = MAX_ID_LENGTH) -> bool:
+    return value is None or (value.__class__ is str and 0 < len(value) <= max_length)
+
+
+def _object_or_none(value: Any) -> bool:
+    return value is None or value.__class__ is dict
+
+
+def _well_formed(
+    message: dict[str, Any], kind: str, received_at: datetime, max_clock_skew_days: float
+) -> NormalizedEvent | None:
+    """The common shape (a track, identify or group call whose ids are strings and whose
+    objects are objects) read in one pass; None sends anything else through the field by
+    field checks above, which then report the first problem exactly as they always do."""
+    get = message.get
+    user_id = get("userId")
+    message_id = get("messageId")
+    group_id = get("groupId")
+    properties = get("properties")
+    traits = get("traits")
+    context = get("context")
+    context_group_id = context.get("groupId") if context.__class__ is dict else None
+    if not (
+        user_id.__class__ is str
+        and 0 < len(user_id) <= MAX_ID_LENGTH
+        and message_id.__class__ is str
+        and 0 < len(message_id) <= MAX_MESSAGE_ID_LENGTH
+        and _id_or_none(group_id)
+        and _id_or_none(context_group_id)
+        and _object_or_none(properties)
+        and _object_or_none(traits)
+        and _object_or_none(context)
+        and _object_or_none(get("integrations"))
+        and get("previousId") is None
+    ):
+        return None
+    if kind == "track":
+        name = get("event")
+        if not (name.__class__ is str and name.strip() and len(name) <= MAX_ID_LENGTH):
+            return None
+    elif (kind == "identify" or (kind == "group" and group_id is not None)) and (
+        get("name") is None and get("category") is None
+    ):
+        name = None
+    else:
+        return None
+    received_at = received_time(message, received_at)
+    return NormalizedEvent(
+        message_id,
+        SEGMENT,
+        kind,
+        user_id,
+        name,
+        _event_time(message, received_at, max_clock_skew_days),
+        received_at,
+        {} if properties is None else properties,
+        {} if traits is None else traits,
+        group_id,
+        context_group_id,
+        None,
     )
-    if message.get(client_field) is None:
-        if message.get("sentAt") is not None:
-            parse_time(message["sentAt"], "sentAt")
+
+
+def _event_time(
+    message: Mapping[str, Any], received_at: datetime, max_skew_days: float
+) -> datetime:
+    client_field = "originalTimestamp"
+    client = message.get(client_field)
+    if client is None:
+        client_field = "timestamp"
+        client = message.get(client_field)
+    sent = message.get("sentAt")
+    if client is None:
+        if sent is not None:
+            parse_time(sent, "sentAt")
         return received_at
-    at = parse_time(message[client_field], client_field)
-    if message.get("sentAt") is not None:
-        at = received_at - (parse_time(message["sentAt"], "sentAt") - at)
-    if at > received_at + max_skew:
+    at = parse_time(client, client_field)
+    if sent is not None:
+        at = received_at - (parse_time(sent, "sentAt") - at)
+    if at > received_at and at - received_at > (max_skew := timedelta(days=max_skew_days)):
         raise InvalidMessage(
             "timestamp_in_future",
             f"{client_field} {at.isoformat()} is more than {max_skew.days} days after receipt",

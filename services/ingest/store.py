@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -19,8 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.ingest.identity import account_named_by, link_of
 from services.ingest.normalize import USAGE_TYPES, InvalidMessage, NormalizedEvent
 from services.ingest.registration import CONTRACT_SIGNED, contract_terms, registration
-from shared.domain.facts import EventObserved
-from shared.storage.events import EventRepository
+from shared.storage.events import EventRepository, EventRow
 from shared.storage.identities import IdentityRepository, UnattributedEvent
 from shared.storage.onboardings import OnboardingRepository
 
@@ -39,15 +38,16 @@ class Stored:
     touched: dict[str, list[str]] = field(default_factory=dict)
 
 
-def _observed(event: NormalizedEvent | UnattributedEvent, account_id: str) -> EventObserved:
-    return EventObserved(
-        id=event.id,
-        account_id=account_id,
-        user_id=event.user_id,
-        name=event.name or "",
-        at=event.at,
-        properties=event.properties,
-    )
+_IDENTITY_TYPES = frozenset({"group", "identify", "alias"})
+
+
+def _event_time(event: NormalizedEvent) -> datetime:
+    return event.at
+
+
+def _row(event: NormalizedEvent | UnattributedEvent, account_id: str) -> EventRow:
+    """The stored form of an attributed event (a plain tuple: one per event, so cheap)."""
+    return (event.id, account_id, event.user_id, event.name or "", event.at, event.properties)
 
 
 async def _links(
@@ -55,14 +55,15 @@ async def _links(
 ) -> dict[str, tuple[str, datetime]]:
     """The batch's identity statements in event-time order → user → (account, time), the
     latest per user (an alias takes its previous id's account as linked so far)."""
+    statements = [e for e in events if e.type in _IDENTITY_TYPES]  # only these link users
     aliased = {
         e.previous_id
-        for e in events
+        for e in statements
         if e.type == "alias" and e.previous_id and link_of(e, account_property) is None
     }
     stored = await identities.accounts_of(aliased) if aliased else {}
     linked: dict[str, tuple[str, datetime]] = {}
-    for event in sorted(events, key=lambda e: e.at):
+    for event in sorted(statements, key=_event_time):
         link = link_of(event, account_property)
         if link is None and event.type == "alias" and event.previous_id:
             previous = linked.get(event.previous_id)
@@ -98,12 +99,14 @@ async def store_events(
     if links or unknown:
         accounts.update(await identities.link_and_claim(links, claim=unknown))
 
-    attributed: list[tuple[EventObserved, str]] = []
+    attributed: list[EventRow] = []  # in batch order (the first registration wins)
+    sources: list[str] = []
     parked: list[UnattributedEvent] = []
     for e in usage:
         account = named[e.id] or accounts.get(e.user_id)
         if account:
-            attributed.append((_observed(e, account), e.source))
+            attributed.append(_row(e, account))
+            sources.append(e.source)
         else:
             parked.append(
                 UnattributedEvent(e.id, e.user_id, e.name or "", e.at, e.properties, e.source)
@@ -111,49 +114,51 @@ async def store_events(
     if links:
         for user, waiting in (await identities.take_pending_of(links)).items():
             account = accounts.get(user) or links[user][0]
-            attributed.extend((_observed(w, account), w.source) for w in waiting)
+            attributed.extend(_row(w, account) for w in waiting)
+            sources.extend(w.source for w in waiting)
 
     if parked:
         new_parked = await identities.add_pending(parked, recorded_at)
         stored.pending = len(new_parked)
         stored.duplicates += len(parked) - len(new_parked)
 
-    by_source: dict[str, list[EventObserved]] = defaultdict(list)
-    for observed, source in attributed:
-        by_source[source].append(observed)
+    by_source: dict[str, list[EventRow]] = defaultdict(list)
+    for row, source in zip(attributed, sources, strict=True):
+        by_source[source].append(row)
     events_repo = EventRepository(session)
-    for source, batch in by_source.items():
-        new_ids = await events_repo.add_many(batch, source=source, recorded_at=recorded_at)
-        stored.accepted += len(new_ids)
-        stored.duplicates += len(batch) - len(new_ids)
+    for source, rows in by_source.items():
+        new = await events_repo.add_rows(rows, source=source, recorded_at=recorded_at)
+        stored.accepted += new
+        stored.duplicates += len(rows) - new
 
+    touched = stored.touched
     for user in links:
         if account := accounts.get(user):
-            stored.touched.setdefault(account, [])
-    for observed, _ in attributed:
-        stored.touched.setdefault(observed.account_id, []).append(observed.id)
+            touched.setdefault(account, [])
+    for row in attributed:
+        touched.setdefault(row[1], []).append(row[0])
     await _register(session, attributed, plan_keys, recorded_at, stored)
     return stored
 
 
 async def _register(
     session: AsyncSession,
-    attributed: Sequence[tuple[EventObserved, str]],
+    attributed: Iterable[EventRow],
     plan_keys: Collection[str],
     recorded_at: datetime,
     stored: Stored,
 ) -> None:
     """One statement for every Contract Signed of the batch (first registration wins)."""
     registrations = []
-    for observed, _ in attributed:
-        if observed.name != CONTRACT_SIGNED:
+    for event_id, account_id, _, name, at, properties in attributed:
+        if name != CONTRACT_SIGNED:
             continue
         try:
-            terms = contract_terms(observed.properties, plan_keys)
+            terms = contract_terms(properties, plan_keys)
         except InvalidMessage as error:  # only parked events can get here: plans changed since
-            log.error("event %s no longer registers an onboarding: %s", observed.id, error)
+            log.error("event %s no longer registers an onboarding: %s", event_id, error)
             continue
-        registrations.append(registration(terms, observed.account_id, observed.at))
+        registrations.append(registration(terms, account_id, at))
     if not registrations:
         return
     new = await OnboardingRepository(session).register_many(registrations, recorded_at)

@@ -173,6 +173,11 @@ class IdentityRepository:
         event-time order (users without parked events are absent)."""
         ids = sorted(set(user_ids))
         taken: dict[str, list[UnattributedEvent]] = {}
+        if ids and self._session.get_bind().dialect.name == "postgresql":
+            # One array parameter: a statement compiled once, whatever the batch's size.
+            for row in await self._session.execute(_UNNEST_TAKE_PENDING, {"users": ids}):
+                taken.setdefault(row.user_id, []).append(_unattributed(row))
+            ids = []
         for start in range(0, len(ids), CHUNK):
             stmt = (
                 delete(PendingEventRecord)
@@ -211,6 +216,14 @@ def _unattributed(row: Any) -> UnattributedEvent:
         source=row.source,
     )
 
+
+# The PostgreSQL form of ``take_pending_of``: one statement, one array parameter.
+_UNNEST_TAKE_PENDING = text(
+    """
+    DELETE FROM pending_events WHERE user_id = ANY(CAST(:users AS varchar[]))
+    RETURNING id, user_id, name, occurred_at, properties, source
+    """
+).columns(*(column.expression for column in _PENDING_COLUMNS))
 
 # The PostgreSQL form of ``link_and_claim``: one statement, three array parameters.
 _UNNEST_LINK = text(

@@ -202,3 +202,78 @@ def test_every_field_is_type_checked_with_its_reason_and_path(
     with pytest.raises(InvalidMessage) as refused:
         record(message)
     assert (refused.value.reason, refused.value.field) == (reason, field)
+
+
+_TRACK: dict[str, Any] = {
+    "type": "track",
+    "userId": "u1",
+    "event": "Workflow Run",
+    "properties": {"workflow": "lead routing"},
+    "context": {"groupId": "acme", "library": {"name": "analytics-python"}},
+    "messageId": "m-1",
+    "timestamp": "2026-03-10T10:00:00.123+00:00",
+}
+_SHAPES: list[dict[str, Any]] = [
+    _TRACK,
+    {**_TRACK, "sentAt": "2026-03-10T10:05:00Z", "receivedAt": "2026-03-10T11:00:00Z"},
+    {**_TRACK, "originalTimestamp": "2026-03-10T09:00:00+02:00", "timestamp": None},
+    {**_TRACK, "timestamp": "2026-03-10T10:00:00"},  # no offset: UTC
+    {**_TRACK, "timestamp": "2026-04-10T10:00:00Z"},  # beyond the allowed skew
+    {**_TRACK, "timestamp": "yesterday"},
+    {**_TRACK, "timestamp": 1700000000},
+    {**_TRACK, "properties": None, "context": None, "integrations": {"All": True}},
+    {**_TRACK, "integrations": ["All"]},
+    {**_TRACK, "properties": ["a"]},
+    {**_TRACK, "userId": 42},
+    {**_TRACK, "userId": "", "anonymousId": "anon-1"},
+    {**_TRACK, "userId": True},
+    {**_TRACK, "userId": "u" * 256},
+    {**_TRACK, "messageId": "m" * 101},
+    {**_TRACK, "messageId": 7},
+    {**_TRACK, "messageId": None},
+    {**_TRACK, "event": "   "},
+    {**_TRACK, "event": 3},
+    {**_TRACK, "context": {"groupId": 12}},
+    {**_TRACK, "context": {"groupId": ""}},
+    {**_TRACK, "groupId": ""},
+    {**_TRACK, "previousId": "old"},
+    {"type": "identify", "userId": "u1", "traits": {"account_id": "acme"}, "messageId": "m-2",
+     "timestamp": "2026-03-10T10:00:00Z"},
+    {"type": "identify", "userId": "u1", "name": 5, "messageId": "m-3"},
+    {"type": "group", "userId": "u1", "groupId": "acme", "traits": {"plan": "pro"},
+     "messageId": "m-4", "timestamp": "2026-03-10T10:00:00Z"},
+    {"type": "group", "userId": "u1", "messageId": "m-5"},
+    {"type": "group", "userId": "u1", "groupId": 99, "messageId": "m-6"},
+    {"type": "page", "userId": "u1", "name": "Home", "messageId": "m-7"},
+    {"type": "alias", "userId": "u1", "previousId": "anon-1", "messageId": "m-8"},
+]
+
+
+def _outcome(message: dict[str, Any]) -> tuple[Any, ...]:
+    try:
+        event = normalize(dict(message))
+    except InvalidMessage as error:
+        return ("rejected", error.reason, error.field, str(error))
+    return (event, dict(event.properties), dict(event.traits))
+
+
+@pytest.mark.parametrize("message", _SHAPES)
+def test_the_common_shape_fast_path_gives_what_the_field_checks_give(
+    message: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The one-pass read of well-formed track/identify/group calls is an optimisation only:
+    with it switched off, every message normalises (or is refused) exactly the same way."""
+    from services.ingest import segment
+
+    fast = _outcome(message)
+    monkeypatch.setattr(segment, "_well_formed", lambda *args: None)
+    assert _outcome(message) == fast
+
+
+def test_the_fast_path_takes_the_common_shapes() -> None:
+    from services.ingest import segment
+
+    for message in (_TRACK, _SHAPES[1], _SHAPES[23], _SHAPES[25]):
+        kind = message["type"]
+        assert segment._well_formed(dict(message), kind, RECEIVED, 7) is not None
+    assert segment._well_formed({**_TRACK, "userId": 42}, "track", RECEIVED, 7) is None
