@@ -44,7 +44,7 @@ from lab.postgres import asyncpg_dsn, fresh_database, server_version
 
 from firstvalue.demo_data import generate
 from firstvalue.embedded import load_history, start_pipeline
-from services.ingest.registration import onboarding_id_for, registration_id
+from shared.analytics.registration import onboarding_id_for, registration_id
 from shared.config import load_settings, sqlite_dsn
 from shared.domain.plan_loader import default_plans
 from shared.domain.ttfv import breach_level

@@ -51,7 +51,7 @@ from lab.postgres import asyncpg_dsn, fresh_database, server_version
 from lab.workload import demo_events
 
 from services.ingest.consumer import BATCH_RECORDS, IngestOptions, decode, run_ingest
-from services.ingest.normalize import partition_key
+from shared.analytics.normalize import partition_key
 from shared.bus import topics
 from shared.bus.bus import Batch
 from shared.bus.kafka import KafkaBus

@@ -36,7 +36,7 @@ from firstvalue.backfill_checkpoint import Checkpoint, CheckpointError, Counts, 
 from firstvalue.ndjson import MAX_LINE_BYTES, ExportFile, Line, fingerprint
 from services.api.app import configured_plans
 from services.ingest.consumer import IngestOptions, IngestResult, Rejected, ingest_messages
-from services.ingest.event import SOURCE_MARKER
+from shared.analytics.event import SOURCE_MARKER
 from shared.bus.bus import Bus
 from shared.bus.factory import create_bus
 from shared.config import Settings

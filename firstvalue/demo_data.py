@@ -17,7 +17,7 @@ from typing import Any
 
 from firstvalue.demo_account import AccountBuilder, DemoAccount, DemoFact
 from firstvalue.demo_scenarios import SCENARIO_WEIGHTS, SCENARIOS, feasible
-from services.ingest.registration import onboarding_id_for
+from shared.analytics.registration import onboarding_id_for
 from shared.domain.plans import Plan
 
 __all__ = ["SCENARIOS", "DemoAccount", "DemoHistory", "generate"]

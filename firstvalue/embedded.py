@@ -31,10 +31,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from firstvalue import demo_data
 from services.api.app import configured_plans, create_app
 from services.ingest.consumer import IngestOptions, run_ingest
-from services.ingest.normalize import partition_key
 from services.milestones.consumer import run_milestones
 from services.milestones.timers import run_timers
 from services.milestones.webhooks_worker import WebhookOptions, run_webhooks
+from shared.analytics.normalize import partition_key
 from shared.bus import topics
 from shared.bus.memory import MemoryBus
 from shared.config import Settings

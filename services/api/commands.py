@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from services.ingest.registration import onboarding_id_for, registration_id
+from shared.analytics.registration import onboarding_id_for, registration_id
 from shared.domain.facts import (
     EvidenceRecorded,
     MilestoneAmended,

@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 from fastapi import Request
 
-from services.ingest.normalize import partition_key
+from shared.analytics.normalize import partition_key
 from shared.bus import topics
 from shared.bus.bus import Bus
 from shared.config import Settings

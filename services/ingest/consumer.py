@@ -22,14 +22,14 @@ from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.ingest.dlq import DeadLetter, publish_dead_letters
-from services.ingest.normalize import (
+from services.ingest.store import Stored, store_events
+from shared.analytics.normalize import (
     InvalidMessage,
     NormalizedEvent,
     normalize_record,
     split_segment_batch,
 )
-from services.ingest.registration import contract_terms, is_contract_signed
-from services.ingest.store import Stored, store_events
+from shared.analytics.registration import contract_terms, is_contract_signed
 from shared.bus import topics
 from shared.bus.bus import Batch, Bus, Message, Subscription
 from shared.bus.messages import FactsNotice

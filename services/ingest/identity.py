@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.ingest.normalize import NormalizedEvent
+from shared.analytics.normalize import NormalizedEvent
 
 
 def _account_value(value: Any) -> str | None:

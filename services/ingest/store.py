@@ -17,8 +17,8 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.ingest.identity import account_named_by, link_of
-from services.ingest.normalize import USAGE_TYPES, InvalidMessage, NormalizedEvent
-from services.ingest.registration import CONTRACT_SIGNED, contract_terms, registration
+from shared.analytics.normalize import USAGE_TYPES, InvalidMessage, NormalizedEvent
+from shared.analytics.registration import CONTRACT_SIGNED, contract_terms, registration
 from shared.storage.events import EventRepository, EventRow
 from shared.storage.identities import IdentityRepository, UnattributedEvent
 from shared.storage.onboardings import OnboardingRepository

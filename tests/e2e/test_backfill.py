@@ -30,8 +30,8 @@ from firstvalue.backfill_checkpoint import Checkpoint, CheckpointError
 from firstvalue.cli import app
 from firstvalue.demo_data import DemoHistory, generate
 from services.ingest.consumer import IngestOptions, run_ingest
-from services.ingest.normalize import partition_key
 from services.milestones.consumer import run_milestones
+from shared.analytics.normalize import partition_key
 from shared.bus import topics
 from shared.bus.memory import MemoryBus
 from shared.domain.plan_loader import default_plans

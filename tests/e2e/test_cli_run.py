@@ -17,7 +17,7 @@ import httpx
 import pytest
 from segment.analytics.client import Client
 
-from services.ingest.registration import onboarding_id_for
+from shared.analytics.registration import onboarding_id_for
 
 pytestmark = pytest.mark.e2e
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 
 from firstvalue.demo_data import SCENARIOS, DemoHistory, generate
-from services.ingest.registration import onboarding_id_for, registration_id
+from shared.analytics.registration import onboarding_id_for, registration_id
 from shared.domain.evaluate import evaluate
 from shared.domain.facts import EventObserved, Fact, OnboardingRegistered
 from shared.domain.plan_loader import default_plans

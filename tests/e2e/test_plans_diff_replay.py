@@ -26,8 +26,8 @@ from firstvalue import demo_data
 from firstvalue.cli import app
 from firstvalue.cli import console as cli_console
 from services.ingest.consumer import IngestOptions, run_ingest
-from services.ingest.normalize import partition_key
 from services.milestones.consumer import run_milestones
+from shared.analytics.normalize import partition_key
 from shared.bus import topics
 from shared.bus.memory import MemoryBus
 from shared.config import load_settings, sqlite_dsn

@@ -23,7 +23,7 @@ from mixpanel import (
     ServiceAccountCredentials,
 )
 
-from services.ingest.registration import onboarding_id_for
+from shared.analytics.registration import onboarding_id_for
 
 from .live_server import LiveServer, completed_milestone, live_server, wait_stored
 from .stack import BACKENDS

@@ -16,7 +16,7 @@ import pytest
 from segment.analytics.client import Client
 from segment.analytics.request import APIError, post
 
-from services.ingest.registration import onboarding_id_for
+from shared.analytics.registration import onboarding_id_for
 
 from .live_server import LiveServer, completed_milestone, live_server, wait_stored
 from .stack import BACKENDS

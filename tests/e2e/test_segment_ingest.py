@@ -17,7 +17,7 @@ import orjson
 import pytest
 import pytest_asyncio
 
-from services.ingest.registration import onboarding_id_for
+from shared.analytics.registration import onboarding_id_for
 from shared.bus import topics
 from shared.domain.plan_loader import default_plans
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import orjson
 
-from services.ingest.normalize import normalize_record
+from shared.analytics.normalize import normalize_record
 from shared.bus import topics
 from shared.bus.bus import Message
 

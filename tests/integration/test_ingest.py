@@ -10,7 +10,7 @@ import orjson
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.ingest.consumer import IngestOptions, handle_batch, ingest_messages, run_ingest
-from services.ingest.registration import onboarding_id_for
+from shared.analytics.registration import onboarding_id_for
 from shared.bus import topics
 from shared.bus.memory import MemoryBus
 from shared.bus.messages import FactsNotice

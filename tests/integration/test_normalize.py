@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from services.ingest.normalize import (
+from shared.analytics.normalize import (
     PAGE_VIEWED,
     InvalidMessage,
     NormalizedEvent,
@@ -263,7 +263,7 @@ def test_the_common_shape_fast_path_gives_what_the_field_checks_give(
 ) -> None:
     """The one-pass read of well-formed track/identify/group calls is an optimisation only:
     with it switched off, every message normalises (or is refused) exactly the same way."""
-    from services.ingest import segment
+    from shared.analytics import segment
 
     fast = _outcome(message)
     monkeypatch.setattr(segment, "_well_formed", lambda *args: None)
@@ -271,7 +271,7 @@ def test_the_common_shape_fast_path_gives_what_the_field_checks_give(
 
 
 def test_the_fast_path_takes_the_common_shapes() -> None:
-    from services.ingest import segment
+    from shared.analytics import segment
 
     for message in (_TRACK, _SHAPES[1], _SHAPES[23], _SHAPES[25]):
         kind = message["type"]

@@ -9,8 +9,8 @@ from typing import Any
 import orjson
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.ingest.normalize import partition_key, split_segment_batch
-from services.ingest.registration import onboarding_id_for
+from shared.analytics.normalize import partition_key, split_segment_batch
+from shared.analytics.registration import onboarding_id_for
 from shared.bus import topics
 from shared.bus.memory import MemoryBus
 from shared.bus.messages import FactsNotice

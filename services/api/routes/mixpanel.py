@@ -37,10 +37,10 @@ from services.api.ingest_requests import (
     read_body,
 )
 from services.api.metrics import INGESTED
-from services.ingest.event import RECEIVED_AT, SOURCE_MARKER
-from services.ingest.mixpanel import MIXPANEL, normalize_mixpanel
-from services.ingest.normalize import InvalidMessage
-from services.ingest.registration import contract_terms, is_contract_signed
+from shared.analytics.event import RECEIVED_AT, SOURCE_MARKER
+from shared.analytics.mixpanel import MIXPANEL, normalize_mixpanel
+from shared.analytics.normalize import InvalidMessage
+from shared.analytics.registration import contract_terms, is_contract_signed
 
 MAX_TRACK_BYTES = 1024 * 1024
 MAX_IMPORT_BYTES = 10 * 1024 * 1024

@@ -28,8 +28,8 @@ from services.api.ingest_requests import (
     read_body,
 )
 from services.api.metrics import INGESTED
-from services.ingest.event import RECEIVED_AT
-from services.ingest.normalize import split_segment_batch
+from shared.analytics.event import RECEIVED_AT
+from shared.analytics.normalize import split_segment_batch
 
 MAX_MESSAGE_BYTES = 32 * 1024
 MAX_BATCH_BYTES = 500 * 1024

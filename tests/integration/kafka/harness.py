@@ -15,8 +15,8 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.ingest.consumer import IngestOptions, IngestResult, run_ingest
-from services.ingest.normalize import partition_key
 from services.milestones.consumer import run_milestones
+from shared.analytics.normalize import partition_key
 from shared.bus import topics
 from shared.bus.bus import Bus, Message
 from shared.domain import codec

@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.ingest.consumer import IngestResult
-from services.ingest.registration import onboarding_id_for
+from shared.analytics.registration import onboarding_id_for
 from shared.bus import topics
 from shared.domain.plan_loader import default_plans
 from shared.storage.events import EventRepository

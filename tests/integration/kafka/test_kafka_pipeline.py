@@ -7,7 +7,7 @@ from __future__ import annotations
 import orjson
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.ingest.registration import onboarding_id_for
+from shared.analytics.registration import onboarding_id_for
 from shared.bus import topics
 from shared.domain import codec
 from shared.domain.evaluate import evaluate

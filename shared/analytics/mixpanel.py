@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from services.ingest.event import (
+from shared.analytics.event import (
     InvalidMessage,
     NormalizedEvent,
     checked_size,

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from services.ingest.event import (
+from shared.analytics.event import (
     MAX_ID_LENGTH,
     SOURCE_MARKER,
     USAGE_TYPES,
@@ -23,8 +23,8 @@ from services.ingest.event import (
     content_id,
     parse_time,
 )
-from services.ingest.mixpanel import DEFAULT_GROUP_KEY, MIXPANEL, normalize_mixpanel
-from services.ingest.segment import (
+from shared.analytics.mixpanel import DEFAULT_GROUP_KEY, MIXPANEL, normalize_mixpanel
+from shared.analytics.segment import (
     MAX_MESSAGE_BYTES,
     PAGE_VIEWED,
     SCREEN_VIEWED,

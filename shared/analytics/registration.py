@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from services.ingest.normalize import MAX_ID_LENGTH, InvalidMessage, NormalizedEvent
+from shared.analytics.normalize import MAX_ID_LENGTH, InvalidMessage, NormalizedEvent
 from shared.domain.facts import OnboardingRegistered
 
 CONTRACT_SIGNED = "Contract Signed"

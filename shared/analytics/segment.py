@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from services.ingest.event import (
+from shared.analytics.event import (
     MAX_ID_LENGTH,
     RECEIVED_AT,
     SOURCE_MARKER,
