@@ -43,7 +43,7 @@ stack: venv
 
 # Runs every bench/*.py against fresh servers (FIRSTVALUE_TEST_* variables set).
 bench: dev-venv
-	bash deploy/local/with-servers.sh bash -c 'set -e; shopt -s nullglob; for f in bench/*.py; do echo "== $$f"; $(VENV)/bin/python "$$f"; done'
+	bash deploy/local/with-servers.sh bash -c 'shopt -s nullglob; failed=""; for f in bench/*.py; do echo "== $$f"; $(VENV)/bin/python "$$f" || failed="$$failed $$f"; done; test -z "$$failed" || { echo "failed:$$failed"; exit 1; }'
 
 # PostgreSQL + Kafka alone in .cache/services, for running services or tests by hand:
 #   make services-up && source .cache/services/env && .venv/bin/pytest -m integration; make services-down

@@ -121,6 +121,11 @@ class WriteResult(BaseModel):
     onboarding: OnboardingDetail
 
 
+def _days(value: float | None) -> float | None:
+    """Days to two decimals (≈15 minutes), as the onboarding detail shows TTFV."""
+    return None if value is None else round(value, 2)
+
+
 def ttfv_group(group: reports.GroupDistribution) -> TTFVGroupOut:
     return TTFVGroupOut(
         group=group.group,
@@ -128,10 +133,10 @@ def ttfv_group(group: reports.GroupDistribution) -> TTFVGroupOut:
         reached=group.reached,
         open=group.open,
         ttfv_days=PercentilesOut(
-            p50=group.percentiles[50],
-            p75=group.percentiles[75],
-            p90=group.percentiles[90],
-            max=group.max_days,
+            p50=_days(group.percentiles[50]),
+            p75=_days(group.percentiles[75]),
+            p90=_days(group.percentiles[90]),
+            max=_days(group.max_days),
         ),
         breaches=BreachesOut(**group.breaches),
         open_by_age=[_bucket(b) for b in group.open_by_age],
