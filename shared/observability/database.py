@@ -23,11 +23,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.observability.metrics import DATABASE_SCRAPE_ERRORS, record_lateness
 from shared.observability.repository import MetricsRepository, ProjectionGroup
+from shared.storage.webhook_deliveries import DELIVERED, FAILED, PENDING
 
 log = logging.getLogger(__name__)
 DAY_SECONDS = 86_400.0
 TTFV_BOUNDS_DAYS = (1, 3, 7, 14, 21, 30, 45, 60, 90, 120, 180, 365)
 SEVERITIES = ("breach", "severe")
+WEBHOOK_STATUSES = (PENDING, DELIVERED, FAILED)
 NO_STAGE = "none"  # an onboarding past its last stage
 
 
@@ -109,7 +111,18 @@ async def read_families(repo: MetricsRepository) -> list[Metric]:
     for level, count in sorted(await repo.open_escalations()):
         escalations.add_metric([str(level)], count)
 
-    return [onboardings, breaches, at_risk, escalations, _ttfv_family(segments, groups)]
+    deliveries = GaugeMetricFamily(
+        "firstvalue_webhook_deliveries",
+        "Webhook deliveries by status: pending (queued or being retried), delivered, failed "
+        "(gave up after the configured attempts, or refused by the receiver).",
+        labels=["status"],
+    )
+    counts = await repo.webhook_deliveries()
+    for status in WEBHOOK_STATUSES:  # zeros too, so a rate or an alert has a series
+        deliveries.add_metric([status], counts.get(status, 0))
+
+    families = [onboardings, breaches, at_risk, escalations, deliveries]
+    return [*families, _ttfv_family(segments, groups)]
 
 
 def _ttfv_family(segments: Sequence[str], groups: Sequence[ProjectionGroup]) -> Metric:

@@ -24,6 +24,7 @@ from shared.bus.memory import MemoryBus
 from shared.config import load_settings
 from shared.domain.plan_loader import default_plans
 from shared.storage.projections import ProjectionFilter, ProjectionRepository
+from shared.storage.webhook_deliveries import WebhookDeliveryRepository
 
 from .pipeline import drained, running_pipeline
 from .prometheus import Samples, promtool, samples, value
@@ -234,3 +235,20 @@ async def test_timer_lateness_is_now_minus_each_due_moment(
     assert counter("firstvalue_timer_lateness_seconds_bucket", le="86400.0") - within_a_day == sum(
         1 for seconds in late if seconds <= 86_400
     )
+
+
+async def test_webhook_deliveries_are_counted_by_status_from_the_database(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    async with sessions() as session, session.begin():
+        deliveries = WebhookDeliveryRepository(session)
+        for n in range(4):
+            await deliveries.enqueue(topics.TRANSITIONS, f"t{n}", "acme", {"n": n}, NOW)
+        claimed = await deliveries.claim_due(NOW, 3, timedelta(minutes=1))
+        await deliveries.delivered(claimed[0].id, 200, NOW)
+        await deliveries.delivered(claimed[1].id, 204, NOW)
+        await deliveries.failed(claimed[2].id, 410, "gone")
+    async with api(sessions) as client:
+        found = samples((await client.get("/metrics")).text)
+    for status, count in (("pending", 1), ("delivered", 2), ("failed", 1)):
+        assert value(found, "firstvalue_webhook_deliveries", status=status) == count, status
