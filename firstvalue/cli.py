@@ -11,7 +11,7 @@ import contextlib
 import enum
 import signal
 from collections.abc import Awaitable, Callable, Coroutine
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -212,6 +212,34 @@ def replay_command(
                       "service (`firstvalue run`) publishes them on its next timer tick.")
     else:
         console.print(f"Published {published} transitions and escalations from the outbox.")
+
+
+@app.command("prune")
+def prune_command(
+    older_than_days: Annotated[
+        float,
+        typer.Option(
+            min=1, help="Delete bookkeeping rows created more than this many days ago."
+        ),
+    ] = 30.0,
+) -> None:
+    """Delete stored Idempotency-Key responses and settled (delivered or failed) webhook
+    deliveries older than the cut-off; facts and pending deliveries are never touched."""
+    from shared.storage.retention import Pruned, prune
+
+    cutoff = datetime.now(UTC) - timedelta(days=older_than_days)
+
+    async def main(sessions: async_sessionmaker[AsyncSession]) -> Pruned:
+        async with sessions() as session, session.begin():
+            return await prune(session, cutoff)
+
+    pruned = _run_on_database(_settings(), main)
+    console.print(
+        f"Pruned rows created before {cutoff.isoformat(timespec='seconds')}: "
+        f"{pruned.idempotency_keys} idempotency keys, "
+        f"{pruned.webhook_deliveries} settled webhook deliveries.",
+        highlight=False,
+    )
 
 
 def _load_plans(path: Path) -> dict[str, Plan]:

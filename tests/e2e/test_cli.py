@@ -72,3 +72,33 @@ def test_services_alone_need_kafka_and_say_so(
     result = CliRunner().invoke(app, [command])
     assert result.exit_code == 2
     assert "FIRSTVALUE_KAFKA_BOOTSTRAP_SERVERS" in result.output
+
+
+def test_prune_deletes_old_idempotency_keys_and_says_how_many(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import asyncio
+    from datetime import UTC, datetime, timedelta
+
+    from shared.storage import create_engine, create_sessionmaker, migrate_sync
+    from shared.storage.idempotency import IdempotencyRepository
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'fv.db'}"
+    migrate_sync(url)
+    now = datetime.now(UTC)
+
+    async def seed() -> None:
+        engine = create_engine(url, application_name="test")
+        async with create_sessionmaker(engine)() as session, session.begin():
+            keys = IdempotencyRepository(session)
+            await keys.save("writer", "old", "h", 201, {}, now - timedelta(days=45))
+            await keys.save("writer", "new", "h", 201, {}, now - timedelta(days=1))
+        await engine.dispose()
+
+    asyncio.run(seed())
+    monkeypatch.setenv("FIRSTVALUE_DATABASE_URL", url)
+    result = CliRunner().invoke(app, ["prune", "--older-than-days", "30"])
+    assert result.exit_code == 0, result.output
+    assert "1 idempotency keys, 0 settled webhook deliveries" in " ".join(result.output.split())
+    again = CliRunner().invoke(app, ["prune", "--older-than-days", "30"])
+    assert "0 idempotency keys" in again.output
