@@ -33,12 +33,12 @@ from shared.analytics.registration import contract_terms, is_contract_signed
 from shared.bus import topics
 from shared.bus.bus import Batch, Bus, Message, Subscription
 from shared.bus.messages import FactsNotice
+from shared.bus.retry import consume_with_retries
 from shared.config import Settings
 from shared.domain.plans import Plan
 from shared.observability.metrics import record_decoded, record_stored
 
 log = logging.getLogger(__name__)
-MAX_CONSECUTIVE_FAILURES = 5
 BATCH_RECORDS = 5000  # records per batch: larger batches amortise each transaction's trips
 GC_YOUNG_THRESHOLD = 50_000  # allocations between young-generation collections, consuming
 PIPELINE_DEPTH = 2  # batches stored or being announced while the next one is decoded
@@ -170,20 +170,16 @@ class DecodedBatch:
     batch: Batch
     good: list[tuple[Message, list[NormalizedEvent]]]
     dead: list[DeadLetter]
-    rejected: list[Rejected]
 
 
 def decode_batch(batch: Batch, options: IngestOptions) -> DecodedBatch:
     """Normalise every record of a batch (no I/O, so it can overlap the previous batch's)."""
-    decoded = DecodedBatch(batch, [], [], [])
+    decoded = DecodedBatch(batch, [], [])
     for message in batch.messages:
         events = []
         for outcome in decode(message.value, message.timestamp, options):
             if isinstance(outcome, Rejected):
                 decoded.dead.append((message, outcome.reason, outcome.error, outcome.original))
-                decoded.rejected.append(
-                    Rejected(message.offset, outcome.reason, outcome.error, outcome.original)
-                )
             else:
                 events.append(outcome)
         decoded.good.append((message, events))
@@ -201,7 +197,9 @@ async def store_batch(
 ) -> IngestResult:
     """Store a decoded batch in one transaction and commit it. A record the database
     refuses is isolated and joins the batch's dead letters."""
-    result = IngestResult(rejected=list(decoded.rejected))
+    result = IngestResult(
+        rejected=[Rejected(m.offset, why, error, item) for m, why, error, item in decoded.dead]
+    )
     events = [e for _, es in decoded.good for e in es]
     try:
         async with sessionmaker() as session, session.begin():
@@ -291,7 +289,6 @@ async def run_ingest(
     committed: the consumer leaves the group (so the batch is redelivered), backs off and
     rejoins; after repeated failures it raises.
     """
-    failures = 0
     thresholds = gc.get_threshold()
     # A batch allocates tens of thousands of containers (decoded JSON) that live until it is
     # committed: with the default young-generation threshold (700) the collector ran dozens
@@ -299,25 +296,19 @@ async def run_ingest(
     # ~17 % of the consumer's CPU). It is not cyclic garbage; collect less often meanwhile.
     gc.set_threshold(max(thresholds[0], GC_YOUNG_THRESHOLD), *thresholds[1:])
 
-    def applied(result: IngestResult) -> None:
-        nonlocal failures
-        failures = 0
-        record_stored(result)  # metrics: outcomes and dead letters of a committed batch
-        if on_batch is not None:
-            on_batch(result)
+    async def consume(subscription: Subscription, succeeded: Callable[[], None]) -> None:
+        def applied(result: IngestResult) -> None:
+            succeeded()
+            record_stored(result)  # metrics: outcomes and dead letters of a committed batch
+            if on_batch is not None:
+                on_batch(result)
+
+        await _pipeline(subscription, bus, sessionmaker, options, clock, applied)
 
     try:
-        while True:
-            try:
-                async with bus.subscribe(topics.EVENTS, group, max_records=max_records) as sub:
-                    await _pipeline(sub, bus, sessionmaker, options, clock, applied)
-                return
-            except Exception:
-                failures += 1
-                if failures >= MAX_CONSECUTIVE_FAILURES:
-                    raise
-                log.exception("ingest batch failed (%d in a row); retrying", failures)
-                await asyncio.sleep(min(2.0 ** (failures - 1), 30.0))
+        await consume_with_retries(
+            bus, topics.EVENTS, group, consume, label="ingest", max_records=max_records
+        )
     finally:
         gc.set_threshold(*thresholds)
 

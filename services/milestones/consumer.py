@@ -7,7 +7,6 @@ exactly-once effect: a redelivered batch re-projects to the same state.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
@@ -15,14 +14,14 @@ from datetime import UTC, datetime
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.bus import topics
-from shared.bus.bus import Batch, Bus
+from shared.bus.bus import Batch, Bus, Subscription
 from shared.bus.messages import FactsNotice, dead_letter
+from shared.bus.retry import consume_with_retries
 from shared.domain.plans import Plan
 from shared.projection.projector import project_accounts, project_many
 from shared.projection.publisher import relay_outbox
 
 log = logging.getLogger(__name__)
-MAX_CONSECUTIVE_FAILURES = 5
 MAX_NOTICES = 5000  # notices are tiny and coalesce per account: take many at once
 CHUNK = 50  # onboardings' accounts per transaction
 
@@ -77,17 +76,11 @@ async def run_milestones(
 ) -> None:
     """Consume ``onboarding.facts`` until cancelled or the bus stops; a failing batch is
     redelivered after a back-off, and repeated failures raise."""
-    failures = 0
-    while True:
-        try:
-            async with bus.subscribe(topics.FACTS, group, max_records=MAX_NOTICES) as subscription:
-                async for batch in subscription:
-                    await handle_batch(batch, bus, sessionmaker, plans, clock())
-                    failures = 0
-            return
-        except Exception:
-            failures += 1
-            if failures >= MAX_CONSECUTIVE_FAILURES:
-                raise
-            log.exception("milestones batch failed (%d in a row); retrying", failures)
-            await asyncio.sleep(min(2.0 ** (failures - 1), 30.0))
+    async def consume(subscription: Subscription, succeeded: Callable[[], None]) -> None:
+        async for batch in subscription:
+            await handle_batch(batch, bus, sessionmaker, plans, clock())
+            succeeded()
+
+    await consume_with_retries(
+        bus, topics.FACTS, group, consume, label="milestones", max_records=MAX_NOTICES
+    )

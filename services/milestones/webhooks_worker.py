@@ -21,7 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.milestones import webhooks
 from shared.bus import topics
-from shared.bus.bus import Batch, Bus
+from shared.bus.bus import Batch, Bus, Subscription
+from shared.bus.retry import consume_with_retries
 from shared.config import Settings
 from shared.storage.webhook_deliveries import WebhookDelivery, WebhookDeliveryRepository
 
@@ -29,7 +30,6 @@ log = logging.getLogger(__name__)
 GROUP = "webhooks"
 TOPICS = (topics.TRANSITIONS, topics.ESCALATIONS)
 RETRYABLE_STATUS = frozenset({408, 429})  # and every 5xx
-MAX_CONSECUTIVE_FAILURES = 5
 LEASE_MARGIN = timedelta(seconds=30)  # a lease outlives the request by this much
 IDLE_POLL_SECONDS = 1.0  # how often an idle sender looks for rows another process queued
 
@@ -116,21 +116,13 @@ async def run_intake(
     group: str = GROUP,
 ) -> None:
     """Consume ``topic`` into the deliveries table until cancelled or the bus stops."""
-    failures = 0
-    while True:
-        try:
-            async with bus.subscribe(topic, group) as subscription:
-                async for batch in subscription:
-                    if await intake(batch, sessionmaker, clock()) and wake is not None:
-                        wake.set()
-                    failures = 0
-            return
-        except Exception:
-            failures += 1
-            if failures >= MAX_CONSECUTIVE_FAILURES:
-                raise
-            log.exception("webhook intake failed (%d in a row); retrying", failures)
-            await asyncio.sleep(min(2.0 ** (failures - 1), 30.0))
+    async def consume(subscription: Subscription, succeeded: Callable[[], None]) -> None:
+        async for batch in subscription:
+            if await intake(batch, sessionmaker, clock()) and wake is not None:
+                wake.set()
+            succeeded()
+
+    await consume_with_retries(bus, topic, group, consume, label="webhook intake")
 
 
 async def attempt(
