@@ -100,13 +100,14 @@ async def store_events(
         accounts.update(await identities.link_and_claim(links, claim=unknown))
 
     attributed: list[EventRow] = []  # in batch order (the first registration wins)
-    sources: list[str] = []
+    by_source: dict[str, list[EventRow]] = defaultdict(list)  # the same rows, per source
     parked: list[UnattributedEvent] = []
     for e in usage:
         account = named[e.id] or accounts.get(e.user_id)
         if account:
-            attributed.append(_row(e, account))
-            sources.append(e.source)
+            row = _row(e, account)
+            attributed.append(row)
+            by_source[e.source].append(row)
         else:
             parked.append(
                 UnattributedEvent(e.id, e.user_id, e.name or "", e.at, e.properties, e.source)
@@ -114,17 +115,16 @@ async def store_events(
     if links:
         for user, waiting in (await identities.take_pending_of(links)).items():
             account = accounts.get(user) or links[user][0]
-            attributed.extend(_row(w, account) for w in waiting)
-            sources.extend(w.source for w in waiting)
+            for w in waiting:
+                row = _row(w, account)
+                attributed.append(row)
+                by_source[w.source].append(row)
 
     if parked:
         new_parked = await identities.add_pending(parked, recorded_at)
         stored.pending = len(new_parked)
         stored.duplicates += len(parked) - len(new_parked)
 
-    by_source: dict[str, list[EventRow]] = defaultdict(list)
-    for row, source in zip(attributed, sources, strict=True):
-        by_source[source].append(row)
     events_repo = EventRepository(session)
     for source, rows in by_source.items():
         new = await events_repo.add_rows(rows, source=source, recorded_at=recorded_at)
