@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
-from shared.analytics.registration import onboarding_id_for, registration_id
+from shared.analytics.registration import ContractTerms, registration
 from shared.domain.facts import (
     EvidenceRecorded,
     MilestoneAmended,
@@ -54,18 +54,15 @@ class RegisterOnboarding(_Command):
     account_name: Text | None = None
 
     def fact(self) -> OnboardingRegistered:
-        onboarding_id = self.onboarding_id or onboarding_id_for(self.account_id, self.plan)
-        return OnboardingRegistered(
-            id=registration_id(onboarding_id),
-            onboarding_id=onboarding_id,
-            account_id=self.account_id,
+        terms = ContractTerms(
             plan_key=self.plan,
-            at=self.signed_at,
+            onboarding_id=self.onboarding_id,
             csm=self.csm,
             champion_user_id=self.champion_user_id,
             licensed_seats=self.licensed_seats,
             account_name=self.account_name,
         )
+        return registration(terms, self.account_id, self.signed_at)
 
 
 class RecordEvidence(_Command):

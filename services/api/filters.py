@@ -1,5 +1,6 @@
 """Query filters shared by the list, report and escalation routes: checked against the
-configured plans so a typo is a 422 naming the known values, not an empty page."""
+configured plans so a typo is a 422 naming the known values, not an empty page; and the
+paging parameters they share."""
 
 from __future__ import annotations
 
@@ -19,6 +20,15 @@ Cohort = Annotated[
         description="signature-month cohort, YYYY-MM (UTC)",
     ),
 ]
+
+
+Limit = Annotated[int, Query(ge=1, le=200)]
+Cursor = Annotated[str | None, Query(description="next_cursor of the previous page")]
+
+
+def invalid_cursor(exc: Exception) -> ApiError:
+    """The 400 for a ``cursor`` that is not one of ours."""
+    return ApiError(400, "invalid_cursor", f"cursor is not valid: {exc}")
 
 
 def known(

@@ -38,9 +38,9 @@ IdempotencyKey = Annotated[
 ]
 
 
-def fingerprint(method: str, path: str, body: BaseModel | None) -> str:
+def fingerprint(method: str, path: str, body: BaseModel) -> str:
     """What a key is bound to: method, path and the validated body (key order ignored)."""
-    content = body.model_dump(mode="json") if body is not None else None
+    content = body.model_dump(mode="json")
     payload = orjson.dumps([method, path, content], option=orjson.OPT_SORT_KEYS)
     return hashlib.sha256(payload).hexdigest()
 

@@ -19,6 +19,8 @@ from shared.bus import topics
 from shared.bus.bus import Bus
 from shared.config import Settings
 
+NO_BUS = "HTTP ingest needs a bus: set FIRSTVALUE_KAFKA_BOOTSTRAP_SERVERS or use `firstvalue run`"
+
 
 class BodyTooLarge(ValueError):
     """The body (as sent, or once gunzipped) is over the route's limit."""

@@ -15,10 +15,8 @@ from services.api.dependencies import runtime
 from shared.bus import topics
 from shared.observability.bus import BusMetrics
 from shared.observability.database import DatabaseMetrics
-from shared.observability.metrics import HTTP_DURATION, HTTP_INGESTED, HTTP_REQUESTS
+from shared.observability.metrics import HTTP_DURATION, HTTP_REQUESTS
 from shared.observability.server import CONTENT_TYPE, render
-
-INGESTED = HTTP_INGESTED  # the HTTP ingest routes count under this name
 
 router = APIRouter(tags=["operations"])
 

@@ -202,5 +202,5 @@ def escalation_item(row: EscalationRow) -> EscalationItem:
         resolved_at=row.resolved_at,
         open=row.resolved_at is None,
         reason=row.reason,
-        resolution=getattr(row, "resolution", None),
+        resolution=row.resolution,
     )

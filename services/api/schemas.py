@@ -15,7 +15,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from shared.domain import codec
 from shared.domain.plans import Plan
 from shared.domain.state import OnboardingState
-from shared.storage.projections import OnboardingSummary
 
 
 class _Out(BaseModel):
@@ -275,10 +274,6 @@ class OnboardingDetail(BaseModel):
         if self.pause.paused:
             parts.append("paused")
         return ", ".join(parts) + "."
-
-
-def item(summary: OnboardingSummary) -> OnboardingItem:
-    return OnboardingItem.model_validate(summary)
 
 
 def detail(state: OnboardingState | Mapping[str, Any], plan: Plan | None) -> OnboardingDetail:

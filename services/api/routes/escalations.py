@@ -8,8 +8,8 @@ from fastapi import APIRouter, Query
 
 from services.api.auth import ReadKey
 from services.api.dependencies import RuntimeDep, SessionDep
-from services.api.errors import READ_ERRORS, ApiError
-from services.api.filters import known
+from services.api.errors import READ_ERRORS
+from services.api.filters import Cursor, Limit, invalid_cursor, known
 from services.api.report_schemas import EscalationPageOut, escalation_item
 from shared.storage.projections import InvalidCursor, ProjectionRepository
 
@@ -27,8 +27,8 @@ async def list_escalations(
     level: Annotated[int | None, Query(ge=1, le=9)] = None,
     segment: str | None = None,
     csm: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
 ) -> EscalationPageOut:
     """Open escalations (or all), most recently fired first."""
     known(runtime.plans, segment=segment)
@@ -42,7 +42,7 @@ async def list_escalations(
             cursor=cursor,
         )
     except InvalidCursor as exc:
-        raise ApiError(400, "invalid_cursor", f"cursor is not valid: {exc}") from exc
+        raise invalid_cursor(exc) from exc
     return EscalationPageOut(
         items=[escalation_item(row) for row in page.items], next_cursor=page.next_cursor
     )

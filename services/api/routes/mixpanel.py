@@ -30,17 +30,18 @@ from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from services.api.dependencies import Runtime, RuntimeDep
 from services.api.ingest_requests import (
+    NO_BUS,
     BadEncoding,
     BodyTooLarge,
     basic_credentials,
     publish_records,
     read_body,
 )
-from services.api.metrics import INGESTED
 from shared.analytics.event import RECEIVED_AT, SOURCE_MARKER
 from shared.analytics.mixpanel import MIXPANEL, normalize_mixpanel
 from shared.analytics.normalize import InvalidMessage
 from shared.analytics.registration import contract_terms, is_contract_signed
+from shared.observability.metrics import HTTP_INGESTED
 
 MAX_TRACK_BYTES = 1024 * 1024
 MAX_IMPORT_BYTES = 10 * 1024 * 1024
@@ -102,13 +103,13 @@ async def track(request: Request, runtime: RuntimeDep) -> Response:
             raise MixpanelError(401, "token, missing or unknown")
         accepted, failures = _check(runtime, payload.events, datetime.now(UTC))
         await _publish(runtime, accepted)
-        INGESTED.labels("mixpanel_track", "accepted").inc(len(accepted))
+        HTTP_INGESTED.labels("mixpanel_track", "accepted").inc(len(accepted))
         if failures:
-            INGESTED.labels("mixpanel_track", "rejected").inc(len(failures))
+            HTTP_INGESTED.labels("mixpanel_track", "rejected").inc(len(failures))
             return _track_reply(verbose, 400, _summary(failures, len(payload.events)))
         return _track_reply(verbose, 200, None)
     except MixpanelError as exc:
-        INGESTED.labels("mixpanel_track", "rejected").inc()
+        HTTP_INGESTED.labels("mixpanel_track", "rejected").inc()
         return _track_reply(verbose, exc.status, exc.message)
 
 
@@ -130,9 +131,9 @@ async def import_events(request: Request, runtime: RuntimeDep) -> Response:
         strict = payload.flag("strict", True)
         published = accepted if strict else [*accepted, *_as_records(payload, failures)]
         await _publish(runtime, published)
-        INGESTED.labels("mixpanel_import", "accepted").inc(len(published))
+        HTTP_INGESTED.labels("mixpanel_import", "accepted").inc(len(published))
         if failures and strict:
-            INGESTED.labels("mixpanel_import", "rejected").inc(len(failures))
+            HTTP_INGESTED.labels("mixpanel_import", "rejected").inc(len(failures))
             body = _import_body(verbose, 400, _summary(failures, len(payload.events)))
             body["num_records_imported"] = len(accepted)
             body["failed_records"] = [f.to_dict() for f in failures]
@@ -143,7 +144,7 @@ async def import_events(request: Request, runtime: RuntimeDep) -> Response:
             | ({"error": None} if verbose else {})
         )
     except MixpanelError as exc:
-        INGESTED.labels("mixpanel_import", "rejected").inc()
+        HTTP_INGESTED.labels("mixpanel_import", "rejected").inc()
         return JSONResponse(_import_body(verbose, exc.status, exc.message), exc.status)
 
 
@@ -258,9 +259,10 @@ def _ndjson(body: bytes) -> list[Any]:
     return events
 
 
-def _token_of(event: Any) -> Any:
+def _property(event: Any, name: str) -> Any:
+    """``event["properties"][name]``, or None when the event has no such property."""
     properties = event.get("properties") if isinstance(event, dict) else None
-    return properties.get("token") if isinstance(properties, dict) else None
+    return properties.get(name) if isinstance(properties, Mapping) else None
 
 
 def _tokens_allowed(runtime: Runtime, events: Sequence[Any]) -> bool:
@@ -269,7 +271,7 @@ def _tokens_allowed(runtime: Runtime, events: Sequence[Any]) -> bool:
     if not allowed:
         return True
     carriers = [e for e in events if isinstance(e, dict) and isinstance(e.get("properties"), dict)]
-    return bool(carriers) and all(_token_of(e) in allowed for e in carriers)
+    return bool(carriers) and all(_property(e, "token") in allowed for e in carriers)
 
 
 def _authorize_import(request: Request, runtime: Runtime, payload: Payload) -> None:
@@ -319,8 +321,7 @@ def _check(
 
 
 def _insert_id(event: Any) -> str | None:
-    properties = event.get("properties") if isinstance(event, dict) else None
-    value = properties.get("$insert_id") if isinstance(properties, Mapping) else None
+    value = _property(event, "$insert_id")
     return value if isinstance(value, str) else None
 
 
@@ -339,11 +340,7 @@ def _as_records(payload: Payload, failures: Sequence[Failure]) -> list[Any]:
 
 def _require_bus(runtime: Runtime) -> None:
     if runtime.bus is None:
-        raise MixpanelError(
-            503,
-            "HTTP ingest needs a bus: set FIRSTVALUE_KAFKA_BOOTSTRAP_SERVERS "
-            "or use `firstvalue run`",
-        )
+        raise MixpanelError(503, NO_BUS)
 
 
 async def _publish(runtime: Runtime, records: Sequence[Any]) -> None:

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.api.auth import WriteKey
 from services.api.commands import (
@@ -55,89 +57,67 @@ _CREATED: dict[str, Any] = {
 }
 
 
-@router.post("", **_CREATED)
-async def register_onboarding(
-    body: RegisterOnboarding,
+@dataclass(frozen=True)
+class _Shell:
+    """What every write route takes besides its path and body."""
+
+    request: Request
+    runtime: Runtime
+    session: AsyncSession
+    key_name: str
+    idempotency_key: str | None
+
+
+async def _shell(
     request: Request,
     runtime: RuntimeDep,
     session: SessionDep,
     key: WriteKey,
     idempotency_key: IdempotencyKey = None,
-) -> JSONResponse:
+) -> _Shell:
+    return _Shell(request, runtime, session, key.name, idempotency_key)
+
+
+Shell = Annotated[_Shell, Depends(_shell)]
+
+
+@router.post("", **_CREATED)
+async def register_onboarding(body: RegisterOnboarding, shell: Shell) -> JSONResponse:
     """Register an onboarding at contract signature (200 if that exact one exists)."""
-    return await _write(request, runtime, session, key.name, idempotency_key, body,
-                        lambda _now: body.fact())
+    return await _write(shell, body, lambda _now: body.fact())
 
 
 @router.post("/{onboarding_id}/evidence", **_CREATED)
-async def record_evidence(
-    onboarding_id: str,
-    body: RecordEvidence,
-    request: Request,
-    runtime: RuntimeDep,
-    session: SessionDep,
-    key: WriteKey,
-    idempotency_key: IdempotencyKey = None,
-) -> JSONResponse:
+async def record_evidence(onboarding_id: str, body: RecordEvidence, shell: Shell) -> JSONResponse:
     """Record manual evidence for a milestone that takes it (e.g. sponsor confirmation)."""
-    return await _write(request, runtime, session, key.name, idempotency_key, body,
-                        lambda now: body.fact(onboarding_id, now, key.name))
+    return await _write(shell, body, lambda now: body.fact(onboarding_id, now, shell.key_name))
 
 
 @router.post("/{onboarding_id}/pause", **_CREATED)
-async def pause_onboarding(
-    onboarding_id: str,
-    body: PauseOnboarding,
-    request: Request,
-    runtime: RuntimeDep,
-    session: SessionDep,
-    key: WriteKey,
-    idempotency_key: IdempotencyKey = None,
-) -> JSONResponse:
+async def pause_onboarding(onboarding_id: str, body: PauseOnboarding, shell: Shell) -> JSONResponse:
     """Pause SLA and escalation clocks (409 if already paused)."""
-    return await _write(request, runtime, session, key.name, idempotency_key, body,
-                        lambda now: body.fact(onboarding_id, now, key.name))
+    return await _write(shell, body, lambda now: body.fact(onboarding_id, now, shell.key_name))
 
 
 @router.post("/{onboarding_id}/resume", **_CREATED)
 async def resume_onboarding(
-    onboarding_id: str,
-    body: ResumeOnboarding,
-    request: Request,
-    runtime: RuntimeDep,
-    session: SessionDep,
-    key: WriteKey,
-    idempotency_key: IdempotencyKey = None,
+    onboarding_id: str, body: ResumeOnboarding, shell: Shell
 ) -> JSONResponse:
     """End a pause (409 if not paused)."""
-    return await _write(request, runtime, session, key.name, idempotency_key, body,
-                        lambda now: body.fact(onboarding_id, now, key.name))
+    return await _write(shell, body, lambda now: body.fact(onboarding_id, now, shell.key_name))
 
 
 @router.post("/{onboarding_id}/amendments", **_CREATED)
-async def amend_milestone(
-    onboarding_id: str,
-    body: AmendMilestone,
-    request: Request,
-    runtime: RuntimeDep,
-    session: SessionDep,
-    key: WriteKey,
-    idempotency_key: IdempotencyKey = None,
-) -> JSONResponse:
+async def amend_milestone(onboarding_id: str, body: AmendMilestone, shell: Shell) -> JSONResponse:
     """Record an amendment to one milestone, with author and reason (history is kept)."""
-    return await _write(request, runtime, session, key.name, idempotency_key, body,
-                        lambda now: body.fact(onboarding_id, now))
+    return await _write(shell, body, lambda now: body.fact(onboarding_id, now))
 
 
 async def _write(
-    request: Request,
-    runtime: Runtime,
-    session: SessionDep,
-    key_name: str,
-    idempotency_key: str | None,
-    body: BaseModel,
-    build: Callable[[datetime], CommandFact],
+    shell: _Shell, body: BaseModel, build: Callable[[datetime], CommandFact]
 ) -> JSONResponse:
+    runtime, session = shell.runtime, shell.session
+
     async def run() -> tuple[int, BaseModel]:
         now = datetime.now(UTC)
         fact = build(now)
@@ -155,14 +135,14 @@ async def _write(
         )
         return (201 if recorded.new else 200), result
 
-    request_hash = fingerprint(request.method, request.url.path, body)
-    response = await respond_once(session, key_name, idempotency_key, request_hash, run)
+    request_hash = fingerprint(shell.request.method, shell.request.url.path, body)
+    response = await respond_once(session, shell.key_name, shell.idempotency_key, request_hash, run)
     await session.commit()  # the request owns the transaction; the relay reads committed rows
     await _relay(runtime)
     return response
 
 
-async def _check_after_signature(session: SessionDep, onboarding_id: str, at: datetime) -> None:
+async def _check_after_signature(session: AsyncSession, onboarding_id: str, at: datetime) -> None:
     registration = await OnboardingRepository(session).registration(onboarding_id)
     if registration is None:
         raise _refusal(UnknownOnboarding(onboarding_id))

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel
 
 from services.api.auth import ReadKey
+from services.api.commands import Moment
 from services.api.dependencies import RuntimeDep, SessionDep
 from services.api.errors import READ_ERRORS, ApiError
-from services.api.filters import known
+from services.api.filters import Cursor, Limit, invalid_cursor, known
 from services.api.schemas import OnboardingDetail, OnboardingItem, OnboardingPage, detail
 from shared.domain.evaluate import evaluate
 from shared.domain.plans import Plan
@@ -38,8 +38,8 @@ async def list_onboardings(
     at_risk: Annotated[
         bool | None, Query(description="only onboardings whose tasks are done but not value")
     ] = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
 ) -> OnboardingPage:
     known(runtime.plans, segment=segment, plan=plan, stage=stage)
     filters = ProjectionFilter(
@@ -55,7 +55,7 @@ async def list_onboardings(
     try:
         page = await OnboardingListRepository(session).page(filters, limit=limit, cursor=cursor)
     except InvalidCursor as exc:
-        raise ApiError(400, "invalid_cursor", f"cursor is not valid: {exc}") from exc
+        raise invalid_cursor(exc) from exc
     return OnboardingPage(
         items=[OnboardingItem.model_validate(row) for row in page.items],
         next_cursor=page.next_cursor,
@@ -69,7 +69,7 @@ async def get_onboarding(
     session: SessionDep,
     _key: ReadKey,
     as_of: Annotated[
-        datetime | None,
+        Moment | None,
         Query(description="ISO-8601 moment (UTC if no offset): evaluate the facts up to then"),
     ] = None,
 ) -> Response:
@@ -78,21 +78,19 @@ async def get_onboarding(
         if stored is None:
             raise _not_found(onboarding_id)
         return _json(detail(stored, runtime.plans.get(stored["plan_key"])))
-    # ISO-8601 without an offset is read as UTC, the API's only time zone.
-    moment = as_of.replace(tzinfo=UTC) if as_of.tzinfo is None else as_of.astimezone(UTC)
-    loaded = await OnboardingRepository(session).facts_for(onboarding_id, as_of=moment)
+    loaded = await OnboardingRepository(session).facts_for(onboarding_id, as_of=as_of)
     if loaded is None:
         raise _not_found(onboarding_id)
     registration, facts = loaded
-    if registration.at > moment:
+    if registration.at > as_of:
         raise ApiError(
             404,
             "not_found",
-            f"onboarding '{onboarding_id}' did not exist yet at {moment.isoformat()} "
+            f"onboarding '{onboarding_id}' did not exist yet at {as_of.isoformat()} "
             f"(contract signed {registration.at.isoformat()})",
         )
     plan = _plan(runtime.plans, registration.plan_key)
-    return _json(detail(evaluate(plan, registration, facts, moment), plan))
+    return _json(detail(evaluate(plan, registration, facts, as_of), plan))
 
 
 def _json(model: BaseModel) -> Response:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 
 from services.api.auth import ReadKey
 from services.api.dependencies import RuntimeDep, SessionDep
-from services.api.errors import READ_ERRORS, ApiError
-from services.api.filters import Cohort, cohort_bounds, known
+from services.api.errors import READ_ERRORS
+from services.api.filters import Cohort, Cursor, Limit, cohort_bounds, invalid_cursor, known
 from services.api.report_schemas import (
     AtRiskPage,
     GroupBy,
@@ -64,8 +63,8 @@ async def at_risk(
     plan: str | None = None,
     csm: str | None = None,
     stage: str | None = None,
-    limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    cursor: Annotated[str | None, Query(description="next_cursor of the previous page")] = None,
+    limit: Limit = 50,
+    cursor: Cursor = None,
 ) -> AtRiskPage:
     """Looks done, isn't: every vendor task complete, first value missing; newest first."""
     known(runtime.plans, segment=segment, plan=plan, stage=stage)
@@ -75,7 +74,7 @@ async def at_risk(
     try:
         page = await ProjectionRepository(session).list(filters, limit=limit, cursor=cursor)
     except InvalidCursor as exc:
-        raise ApiError(400, "invalid_cursor", f"cursor is not valid: {exc}") from exc
+        raise invalid_cursor(exc) from exc
     return AtRiskPage(
         items=[at_risk_item(s, runtime.plans.get(s.plan_key)) for s in page.items],
         next_cursor=page.next_cursor,

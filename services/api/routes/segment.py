@@ -21,15 +21,16 @@ from fastapi.responses import JSONResponse
 
 from services.api.dependencies import Runtime, RuntimeDep
 from services.api.ingest_requests import (
+    NO_BUS,
     BadEncoding,
     BodyTooLarge,
     basic_credentials,
     publish_records,
     read_body,
 )
-from services.api.metrics import INGESTED
 from shared.analytics.event import RECEIVED_AT
 from shared.analytics.normalize import split_segment_batch
+from shared.observability.metrics import HTTP_INGESTED
 
 MAX_MESSAGE_BYTES = 32 * 1024
 MAX_BATCH_BYTES = 500 * 1024
@@ -69,7 +70,7 @@ async def batch(request: Request, runtime: RuntimeDep) -> JSONResponse:
                 )
         return await _accept(request, runtime, body, "batch")
     except SegmentError as exc:
-        INGESTED.labels("batch", "rejected").inc()
+        HTTP_INGESTED.labels("batch", "rejected").inc()
         return exc.response()
 
 
@@ -81,7 +82,7 @@ def _single(kind: str) -> Any:
             body["type"] = kind
             return await _accept(request, runtime, {"batch": [body]}, kind, body)
         except SegmentError as exc:
-            INGESTED.labels(kind, "rejected").inc()
+            HTTP_INGESTED.labels(kind, "rejected").inc()
             return exc.response()
 
     endpoint.__name__ = kind
@@ -103,12 +104,7 @@ async def _accept(
     """Check the write key, then publish every message to ``analytics.events``."""
     _check_write_key(request, runtime, (keyed or envelope).get("writeKey"))
     if runtime.bus is None:
-        raise SegmentError(
-            503,
-            "unavailable",
-            "HTTP ingest needs a bus: set FIRSTVALUE_KAFKA_BOOTSTRAP_SERVERS "
-            "or use `firstvalue run`",
-        )
+        raise SegmentError(503, "unavailable", NO_BUS)
     envelope.pop("writeKey", None)
     received_at = datetime.now(UTC)
     messages = split_segment_batch(envelope, received_at)
@@ -120,7 +116,7 @@ async def _accept(
         await publish_records(runtime.bus, runtime.settings, messages)
     except orjson.JSONEncodeError as exc:  # a batch-level context nested too deeply
         raise SegmentError(400, "invalid_request", "the batch is nested too deeply") from exc
-    INGESTED.labels(endpoint, "accepted").inc(len(messages))
+    HTTP_INGESTED.labels(endpoint, "accepted").inc(len(messages))
     return JSONResponse({"success": True})
 
 
@@ -138,9 +134,7 @@ async def _body(request: Request, limit: int) -> dict[str, Any]:
     """The JSON object body, refused past ``limit`` bytes (also after gunzip)."""
     try:
         data = await read_body(request, limit)
-    except BodyTooLarge as exc:
-        raise SegmentError(400, "invalid_request", str(exc)) from exc
-    except BadEncoding as exc:
+    except (BodyTooLarge, BadEncoding) as exc:
         raise SegmentError(400, "invalid_request", str(exc)) from exc
     try:
         body = orjson.loads(data)
