@@ -128,14 +128,9 @@ class Settings(BaseSettings):
     def _parse_api_keys(cls, value: Any) -> Any:
         return parse_api_keys(value) if isinstance(value, str) else value
 
-    @field_validator("segment_write_keys", mode="before")
+    @field_validator("segment_write_keys", "mixpanel_tokens", mode="before")
     @classmethod
-    def _parse_write_keys(cls, value: Any) -> list[str]:
-        return _comma_list(value)
-
-    @field_validator("mixpanel_tokens", mode="before")
-    @classmethod
-    def _parse_mixpanel_tokens(cls, value: Any) -> list[str]:
+    def _parse_comma_list(cls, value: Any) -> list[str]:
         return _comma_list(value)
 
     @field_validator("mixpanel_group_key")

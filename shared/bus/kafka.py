@@ -28,7 +28,7 @@ from typing import Any, Self, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
+from aiokafka.errors import CommitFailedError, IllegalStateError
 
 from shared.bus.bus import Message
 
@@ -389,4 +389,4 @@ class KafkaBus:
         )
 
 
-__all__ = ["KafkaBatch", "KafkaBus", "KafkaError", "KafkaSubscription"]
+__all__ = ["KafkaBatch", "KafkaBus", "KafkaSubscription"]

@@ -5,5 +5,3 @@ EVENTS_DLQ = "analytics.events.dlq"
 FACTS = "onboarding.facts"
 TRANSITIONS = "onboarding.transitions"
 ESCALATIONS = "onboarding.escalations"
-
-ALL = (EVENTS, EVENTS_DLQ, FACTS, TRANSITIONS, ESCALATIONS)

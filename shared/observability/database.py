@@ -23,7 +23,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.observability.metrics import DATABASE_SCRAPE_ERRORS, record_lateness
 from shared.observability.repository import MetricsRepository, ProjectionGroup
-from shared.storage.webhook_deliveries import DELIVERED, FAILED, PENDING
+from shared.storage.webhook_deliveries import (
+    DELIVERED,
+    FAILED,
+    PENDING,
+    WebhookDeliveryRepository,
+)
 
 log = logging.getLogger(__name__)
 DAY_SECONDS = 86_400.0
@@ -54,7 +59,7 @@ class DatabaseMetrics(Collector):
                 return
             try:
                 async with self._sessionmaker() as session:
-                    self._families = await read_families(MetricsRepository(session))
+                    self._families = await read_families(session)
             except Exception:
                 log.exception("database metrics could not be read")
                 DATABASE_SCRAPE_ERRORS.inc()
@@ -65,7 +70,8 @@ class DatabaseMetrics(Collector):
         yield from self._families
 
 
-async def read_families(repo: MetricsRepository) -> list[Metric]:
+async def read_families(session: AsyncSession) -> list[Metric]:
+    repo = MetricsRepository(session)
     groups = await repo.projection_groups(TTFV_BOUNDS_DAYS)
     segments = sorted({g.segment for g in groups})
     stages: Tally[tuple[str, str, str]] = Tally()
@@ -117,7 +123,7 @@ async def read_families(repo: MetricsRepository) -> list[Metric]:
         "(gave up after the configured attempts, or refused by the receiver).",
         labels=["status"],
     )
-    counts = await repo.webhook_deliveries()
+    counts = await WebhookDeliveryRepository(session).counts()
     for status in WEBHOOK_STATUSES:  # zeros too, so a rate or an alert has a series
         deliveries.add_metric([status], counts.get(status, 0))
 

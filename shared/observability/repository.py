@@ -10,7 +10,7 @@ from datetime import datetime
 from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.storage.tables import EscalationRecord, ProjectionRecord, WebhookDeliveryRecord
+from shared.storage.tables import EscalationRecord, ProjectionRecord
 
 
 @dataclass(frozen=True)
@@ -64,12 +64,6 @@ class MetricsRepository:
         e = EscalationRecord
         stmt = select(e.level, func.count()).where(e.resolved_at.is_(None)).group_by(e.level)
         return [(level, n) for level, n in await self._session.execute(stmt)]
-
-    async def webhook_deliveries(self) -> dict[str, int]:
-        """Webhook deliveries by status (pending, delivered, failed)."""
-        w = WebhookDeliveryRecord
-        stmt = select(w.status, func.count()).group_by(w.status)
-        return {status: n for status, n in await self._session.execute(stmt)}
 
     async def due_moments(self, onboarding_ids: Sequence[str]) -> list[datetime]:
         """The ``next_due_at`` of those onboardings (before a timer re-projects them)."""

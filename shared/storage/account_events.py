@@ -1,6 +1,6 @@
 """Usage events of many accounts in one query: projecting a page of onboardings (replay, the
 milestones consumer, timers) reads its accounts' events together instead of one query per
-onboarding. Same rows, same order per account as ``EventRepository.for_account``.
+onboarding. ``EventRepository.for_account`` is this read for one account.
 """
 
 from __future__ import annotations

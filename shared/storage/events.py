@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.domain.facts import EventObserved
 from shared.storage import dialect
+from shared.storage.account_events import events_by_account
 from shared.storage.tables import EventRecord
 
 EventRow = tuple[str, str, str | None, str, datetime, Mapping[str, Any]]
@@ -84,24 +85,7 @@ class EventRepository:
         self, account_id: str, *, until: datetime | None = None
     ) -> list[EventObserved]:
         """The account's events in event-time order (only ``at <= until`` when given)."""
-        e = EventRecord
-        stmt = select(e.id, e.user_id, e.name, e.occurred_at, e.properties).where(
-            e.account_id == account_id
-        )
-        if until is not None:
-            stmt = stmt.where(e.occurred_at <= until)
-        rows = await self._session.execute(stmt.order_by(e.occurred_at, e.id))
-        return [
-            EventObserved(
-                id=r.id,
-                account_id=account_id,
-                user_id=r.user_id,
-                name=r.name,
-                at=r.occurred_at,
-                properties=r.properties,
-            )
-            for r in rows
-        ]
+        return (await events_by_account(self._session, [account_id], until=until))[account_id]
 
     async def count(self) -> int:
         return (await self._session.scalar(select(func.count()).select_from(EventRecord))) or 0

@@ -13,13 +13,14 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.storage.projections import (
+    LIST_ORDER,
     OnboardingSummary,
     ProjectionFilter,
-    decode_cursor,
+    after_list_cursor,
     encode_cursor,
     filter_conditions,
 )
@@ -49,14 +50,8 @@ class OnboardingListRepository:
             *filter_conditions(filters)
         )
         if cursor is not None:
-            signed_at, onboarding_id = decode_cursor(cursor, 2)
-            stmt = stmt.where(
-                or_(
-                    p.signed_at < signed_at,
-                    and_(p.signed_at == signed_at, p.onboarding_id > onboarding_id),
-                )
-            )
-        stmt = stmt.order_by(p.signed_at.desc(), p.onboarding_id).limit(limit + 1)
+            stmt = stmt.where(after_list_cursor(cursor))
+        stmt = stmt.order_by(*LIST_ORDER).limit(limit + 1)
         rows = [row._asdict() for row in await self._session.execute(stmt)]
         items, more = rows[:limit], len(rows) > limit
         last = items[-1] if more else None

@@ -25,7 +25,6 @@ from shared.domain.facts import (
 )
 from shared.storage import dialect
 from shared.storage.account_events import IDS_PER_QUERY, events_by_account
-from shared.storage.events import EventRepository
 from shared.storage.tables import OnboardingFactRecord, OnboardingRecord
 
 ManualFact = EvidenceRecorded | OnboardingPaused | OnboardingResumed | MilestoneAmended
@@ -138,13 +137,7 @@ class OnboardingRepository:
     async def lock(self, onboarding_id: str) -> OnboardingRegistered | None:
         """The registration, row-locked until commit (PostgreSQL) so that projections of
         one onboarding never interleave and a stale one never overwrites a fresh one."""
-        stmt = (
-            select(OnboardingRecord)
-            .where(OnboardingRecord.onboarding_id == onboarding_id)
-            .with_for_update()
-        )
-        record = await self._session.scalar(stmt)
-        return _registration(record) if record else None
+        return (await self.lock_many([onboarding_id])).get(onboarding_id)
 
     async def lock_many(self, onboarding_ids: Iterable[str]) -> dict[str, OnboardingRegistered]:
         """``lock`` for many onboardings, in one statement per thousand, locking in id order
@@ -174,12 +167,7 @@ class OnboardingRepository:
         return found
 
     async def ids_for_account(self, account_id: str) -> list[str]:
-        stmt = (
-            select(OnboardingRecord.onboarding_id)
-            .where(OnboardingRecord.account_id == account_id)
-            .order_by(OnboardingRecord.onboarding_id)
-        )
-        return list((await self._session.scalars(stmt)).all())
+        return await self.ids_for_accounts([account_id])
 
     async def ids_for_accounts(self, account_ids: Iterable[str]) -> list[str]:
         """``ids_for_account`` of many accounts in one query per thousand: the accounts in
@@ -232,13 +220,7 @@ class OnboardingRepository:
         self, onboarding_id: str, *, until: datetime | None = None
     ) -> list[ManualFact]:
         """The onboarding's manual facts in event-time order."""
-        stmt = select(OnboardingFactRecord).where(
-            OnboardingFactRecord.onboarding_id == onboarding_id
-        )
-        if until is not None:
-            stmt = stmt.where(OnboardingFactRecord.occurred_at <= until)
-        stmt = stmt.order_by(OnboardingFactRecord.occurred_at, OnboardingFactRecord.id)
-        return [_manual_fact(r) for r in (await self._session.scalars(stmt)).all()]
+        return (await self.manual_facts_for_many([onboarding_id], until=until))[onboarding_id]
 
     async def manual_facts_for_many(
         self, onboarding_ids: Iterable[str], *, until: datetime | None = None
@@ -279,8 +261,4 @@ class OnboardingRepository:
         registration = await self.registration(onboarding_id)
         if registration is None:
             return None
-        events = await EventRepository(self._session).for_account(
-            registration.account_id, until=as_of
-        )
-        manual = await self.manual_facts(onboarding_id, until=as_of)
-        return registration, [*events, *manual]
+        return registration, (await self.facts_for_many([registration], as_of=as_of))[onboarding_id]

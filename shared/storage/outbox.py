@@ -3,6 +3,7 @@ them, published afterwards. A crash between commit and publish loses nothing."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -24,6 +25,16 @@ class OutboxMessage:
     message_id: str
     payload: dict[str, Any]
     created_at: datetime
+
+
+@dataclass(frozen=True)
+class QueuedMessage:
+    """A message to queue with ``OutboxRepository.add_many``."""
+
+    topic: str
+    key: str | None
+    message_id: str
+    payload: dict[str, Any]
 
 
 class OutboxRepository:
@@ -54,6 +65,30 @@ class OutboxRepository:
             .returning(OutboxRecord.id)
         )
         return (await self._session.scalar(stmt)) is not None
+
+    async def add_many(self, messages: Sequence[QueuedMessage], created_at: datetime) -> None:
+        """Queue ``messages`` in one statement (a cold replay queues a dozen transitions per
+        onboarding; ``add`` is a round trip each), in order: ids follow list order, so the
+        relay publishes them in the order given. Repeats, within the list or queued before,
+        are dropped as in ``add``."""
+        unique: dict[tuple[str, str], QueuedMessage] = {}
+        for m in messages:
+            unique.setdefault((m.topic, m.message_id), m)
+        rows = [
+            {
+                "topic": m.topic,
+                "key": m.key,
+                "message_id": m.message_id,
+                "payload": m.payload,
+                "created_at": created_at,
+            }
+            for m in unique.values()
+        ]
+        if rows:
+            stmt = dialect.insert(self._session, OutboxRecord.__table__).on_conflict_do_nothing(
+                index_elements=["topic", "message_id"]
+            )
+            await self._session.execute(stmt, rows)  # executemany: multi-row VALUES, in order
 
     async def claim_unsent(self, limit: int, now: datetime) -> list[OutboxMessage]:
         """Mark up to ``limit`` unsent messages sent, in this transaction, and return them.

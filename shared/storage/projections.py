@@ -17,7 +17,7 @@ from datetime import UTC, date, datetime
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 import orjson
-from sqlalchemy import and_, delete, false, func, or_, select
+from sqlalchemy import ColumnElement, and_, delete, false, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.domain import codec
@@ -345,19 +345,8 @@ class ProjectionRepository:
         """A page ordered by (``signed_at`` desc, ``onboarding_id``), keyset-paginated."""
         stmt = select(ProjectionRecord).where(*filter_conditions(filters))
         if cursor is not None:
-            signed_at, onboarding_id = decode_cursor(cursor, 2)
-            stmt = stmt.where(
-                or_(
-                    ProjectionRecord.signed_at < signed_at,
-                    and_(
-                        ProjectionRecord.signed_at == signed_at,
-                        ProjectionRecord.onboarding_id > onboarding_id,
-                    ),
-                )
-            )
-        stmt = stmt.order_by(
-            ProjectionRecord.signed_at.desc(), ProjectionRecord.onboarding_id
-        ).limit(limit + 1)
+            stmt = stmt.where(after_list_cursor(cursor))
+        stmt = stmt.order_by(*LIST_ORDER).limit(limit + 1)
         records = (await self._session.scalars(stmt)).all()
         items = [_summary(r) for r in records[:limit]]
         more = len(records) > limit
@@ -369,11 +358,7 @@ class ProjectionRepository:
 
     async def all(self, filters: ProjectionFilter) -> builtins.list[OnboardingSummary]:
         """Every matching projection (reports compute distributions over them)."""
-        stmt = (
-            select(ProjectionRecord)
-            .where(*filter_conditions(filters))
-            .order_by(ProjectionRecord.signed_at.desc(), ProjectionRecord.onboarding_id)
-        )
+        stmt = select(ProjectionRecord).where(*filter_conditions(filters)).order_by(*LIST_ORDER)
         return [_summary(r) for r in (await self._session.scalars(stmt)).all()]
 
     async def due(self, now: datetime, limit: int) -> builtins.list[str]:
@@ -461,6 +446,19 @@ class ProjectionRepository:
 
 def _summary(record: ProjectionRecord) -> OnboardingSummary:
     return OnboardingSummary(**{k: getattr(record, k) for k in _SUMMARY_FIELDS})
+
+
+LIST_ORDER = (ProjectionRecord.signed_at.desc(), ProjectionRecord.onboarding_id)
+
+
+def after_list_cursor(cursor: str) -> ColumnElement[bool]:
+    """Rows after ``cursor`` in ``LIST_ORDER``: the keyset condition of the list's pages."""
+    p = ProjectionRecord
+    signed_at, onboarding_id = decode_cursor(cursor, 2)
+    return or_(
+        p.signed_at < signed_at,
+        and_(p.signed_at == signed_at, p.onboarding_id > onboarding_id),
+    )
 
 
 def filter_conditions(f: ProjectionFilter) -> Sequence[Any]:
