@@ -8,7 +8,7 @@ dataclasses field by field, so ``shared.storage.projections.decode_state`` can i
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -17,18 +17,38 @@ from shared.domain.state import OnboardingState
 _ROUNDED = {"days", "elapsed_days"}
 
 
+Encoder = Callable[[Any], Any]
+_ENCODERS: dict[type, Encoder] = {}
+
+
 def to_json(value: Any) -> Any:
-    """Plain JSON values for dataclasses, mappings, sequences and datetimes."""
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat()
-    if isinstance(value, date):
-        return value.isoformat()
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_json(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, Mapping):
-        return {str(k): to_json(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | frozenset):
-        return [to_json(v) for v in value]
+    """Plain JSON values for dataclasses, mappings, sequences and datetimes.
+
+    The branch is chosen once per concrete type, not by a chain of ``isinstance`` checks
+    per value: that chain was a fifth of a replay's time (the projector encodes every
+    state it re-derives)."""
+    encode = _ENCODERS.get(type(value))
+    if encode is None:
+        encode = _ENCODERS.setdefault(type(value), _encoder_for(type(value)))
+    return encode(value)
+
+
+def _encoder_for(cls: type) -> Encoder:
+    if issubclass(cls, datetime):
+        return lambda value: value.astimezone(UTC).isoformat()
+    if issubclass(cls, date):
+        return lambda value: value.isoformat()
+    if dataclasses.is_dataclass(cls):
+        names = tuple(f.name for f in dataclasses.fields(cls))
+        return lambda value: {name: to_json(getattr(value, name)) for name in names}
+    if issubclass(cls, Mapping):
+        return lambda value: {str(k): to_json(v) for k, v in value.items()}
+    if issubclass(cls, list | tuple | set | frozenset):
+        return lambda value: [to_json(v) for v in value]
+    return _keep
+
+
+def _keep(value: Any) -> Any:
     return value
 
 

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.bus import topics
+from shared.domain.codec import state_to_dict
 from shared.domain.evaluate import evaluate
 from shared.domain.facts import OnboardingRegistered
 from shared.domain.plans import Plan
@@ -25,7 +26,7 @@ from shared.domain.transitions import ESCALATION_TRANSITIONS, Transition, transi
 from shared.projection.errors import UnknownOnboarding, UnknownPlan
 from shared.storage.onboardings import OnboardingRepository
 from shared.storage.outbox_many import QueuedMessage, add_many
-from shared.storage.projections import ProjectionRepository, decode_state, encode_state
+from shared.storage.projections import ProjectionRepository, decode_state
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +86,7 @@ async def _project_page(
         onboarding_id = registration.onboarding_id
         state = evaluate(plan, registration, facts[onboarding_id], now)
         states.append(state)
-        encoded = encode_state(state)
+        encoded = state_to_dict(state)
         before = stored.get(onboarding_id)
         if encoded == before:
             # Re-derived to the very same state (``as_of`` included, so the stored one was
