@@ -11,9 +11,9 @@ import builtins
 import dataclasses
 import functools
 import types
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import datetime
 from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 import orjson
@@ -185,44 +185,9 @@ def decode_cursor(cursor: str, size: int) -> list[Any]:
         raise InvalidCursor(f"invalid cursor {cursor!r}") from error
 
 
-Encoder = Callable[[Any], Any]
-_ENCODERS: dict[type, Encoder] = {}
-
-
-def _encode(value: Any) -> Any:
-    """``codec.to_json``, with the branch chosen once per concrete type instead of a chain
-    of ``isinstance`` checks per value (that chain was a fifth of a replay's time)."""
-    encode = _ENCODERS.get(type(value))
-    if encode is None:
-        encode = _ENCODERS.setdefault(type(value), _encoder_for(type(value)))
-    return encode(value)
-
-
-def _encoder_for(cls: type) -> Encoder:
-    # the same branches in the same order as codec.to_json
-    if issubclass(cls, datetime):
-        return lambda value: value.astimezone(UTC).isoformat()
-    if issubclass(cls, date):
-        return lambda value: value.isoformat()
-    if dataclasses.is_dataclass(cls):
-        names = tuple(f.name for f in dataclasses.fields(cls))
-        return lambda value: {name: _encode(getattr(value, name)) for name in names}
-    if issubclass(cls, Mapping):
-        return lambda value: {str(k): _encode(v) for k, v in value.items()}
-    if issubclass(cls, list | tuple | set | frozenset):
-        return lambda value: [_encode(v) for v in value]
-    return _keep
-
-
 def encode_state(state: OnboardingState) -> dict[str, Any]:
-    """``codec.state_to_dict``, faster (``tests/integration/test_replay_pages.py`` checks
-    they agree on every demo state): the projector encodes every state it re-derives."""
-    data: dict[str, Any] = _encode(state)
-    ttfv = data["ttfv"]
-    for name in codec._ROUNDED:  # one rounding rule: the codec's
-        if ttfv[name] is not None:
-            ttfv[name] = round(ttfv[name], 2)
-    return data
+    """The stored form of a state: ``codec.state_to_dict`` (the core's one encoder)."""
+    return codec.state_to_dict(state)
 
 
 Decoder = Callable[[Any], Any]
