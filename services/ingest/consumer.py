@@ -336,22 +336,24 @@ async def _pipeline(
                 waiting.add(unacked[0])
             await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
             if unacked and unacked[0].done():
-                applied(unacked.popleft().result())  # raises the batch's failure
+                unacked.popleft().result()  # raises the batch's failure
                 continue
             batch = fetching.result()
             if batch is None:
                 break
             decoded = decode_batch(batch, options)
             while len(unacked) >= PIPELINE_DEPTH:
-                applied(await unacked.popleft())
+                await unacked.popleft()
             stored = asyncio.create_task(
                 _store_after(stored, decoded, sessionmaker, options, clock())
             )
             previous = unacked[-1] if unacked else None
-            unacked.append(asyncio.create_task(_announce_after(previous, stored, decoded, bus)))
+            unacked.append(
+                asyncio.create_task(_announce_after(previous, stored, decoded, bus, applied))
+            )
             fetching = asyncio.ensure_future(anext(batches, None))
         while unacked:
-            applied(await unacked.popleft())
+            await unacked.popleft()
     finally:
         for task in (fetching, stored, *unacked):  # cut short: rolled back, redelivered
             if task is not None and not task.done():
@@ -377,9 +379,13 @@ async def _announce_after(
     stored: asyncio.Task[IngestResult],
     decoded: DecodedBatch,
     bus: Bus,
+    applied: Callable[[IngestResult], None],
 ) -> IngestResult:
+    """Announce and commit a stored batch, then report it at once: with no await between
+    the offset commit and the report, whoever sees the offsets committed sees the report."""
     result = await stored
     if previous is not None:
         await previous  # offsets are committed in order
     await announce_batch(decoded, result, bus)
+    applied(result)
     return result
