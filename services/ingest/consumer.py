@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.ingest.dlq import DeadLetter, publish_dead_letters
 from services.ingest.store import Stored, store_events
+from shared.analytics.event import fits_every_limit
 from shared.analytics.normalize import (
     InvalidMessage,
     NormalizedEvent,
@@ -97,8 +98,9 @@ def decode(
     raw: Mapping[str, Any] | bytes, received_at: datetime, options: IngestOptions
 ) -> list[NormalizedEvent | Rejected]:
     """One record (a Segment message, or a ``{"batch": [...]}`` envelope) → its events."""
+    raw_bytes = isinstance(raw, bytes | bytearray)
     try:
-        data = orjson.loads(raw) if isinstance(raw, bytes | bytearray) else raw
+        data = orjson.loads(raw) if raw_bytes else raw
     except orjson.JSONDecodeError as error:
         return [Rejected(0, "invalid_json", str(error))]
     if isinstance(data, dict) and "batch" in data:
@@ -107,11 +109,17 @@ def decode(
         except InvalidMessage as error:
             return [Rejected(0, error.reason, str(error))]
         return [_decode_one(item, received_at, options, item_bytes=True) for item in items]
-    return [_decode_one(data, received_at, options, item_bytes=False)]
+    within_limits = raw_bytes and fits_every_limit(raw)  # type: ignore[arg-type]
+    return [_decode_one(data, received_at, options, item_bytes=False, within_limits=within_limits)]
 
 
 def _decode_one(
-    message: Any, received_at: datetime, options: IngestOptions, *, item_bytes: bool
+    message: Any,
+    received_at: datetime,
+    options: IngestOptions,
+    *,
+    item_bytes: bool,
+    within_limits: bool = False,
 ) -> NormalizedEvent | Rejected:
     try:
         event = normalize_record(
@@ -119,6 +127,7 @@ def _decode_one(
             received_at=received_at,
             max_clock_skew_days=options.max_clock_skew_days,
             mixpanel_group_key=options.mixpanel_group_key,
+            within_limits=within_limits,
         )
         if is_contract_signed(event):
             contract_terms(event.properties, options.plan_keys)

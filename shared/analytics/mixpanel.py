@@ -48,11 +48,14 @@ def normalize_mixpanel(
     received_at: datetime,
     max_clock_skew_days: float,
     group_key: str = DEFAULT_GROUP_KEY,
+    within_limits: bool = False,
 ) -> NormalizedEvent:
-    """One Mixpanel event → ``NormalizedEvent``; raises ``InvalidMessage`` with the reason."""
+    """One Mixpanel event → ``NormalizedEvent``; raises ``InvalidMessage`` with the reason.
+    ``within_limits``: its bytes passed ``fits_every_limit`` (no size check needed)."""
     if not isinstance(message, dict):
         raise InvalidMessage("not_an_object", "a Mixpanel event must be a JSON object")
-    checked_size(message, MAX_EVENT_BYTES)
+    if not within_limits:
+        checked_size(message, MAX_EVENT_BYTES)
     name = event_name(message.get("event"), "event")
     properties = message.get("properties")
     if not isinstance(properties, dict):

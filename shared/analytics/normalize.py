@@ -88,12 +88,14 @@ def normalize_record(
     received_at: datetime,
     max_clock_skew_days: float,
     mixpanel_group_key: str = DEFAULT_GROUP_KEY,
+    within_limits: bool = False,
 ) -> NormalizedEvent:
     """One record (a Segment message or a Mixpanel event) → ``NormalizedEvent``.
 
     The single entry for every path that ingests raw records (Kafka consumer, HTTP checks,
     backfill). ``received_at`` is the time of receipt when the record carries no
-    ``receivedAt``. Raises ``InvalidMessage`` with the reason.
+    ``receivedAt``; ``within_limits`` says its bytes passed ``fits_every_limit``. Raises
+    ``InvalidMessage`` with the reason.
     """
     if not isinstance(record, dict):
         raise InvalidMessage("not_an_object", "a record must be a JSON object")
@@ -103,9 +105,13 @@ def normalize_record(
             received_at=received_at,
             max_clock_skew_days=max_clock_skew_days,
             group_key=mixpanel_group_key,
+            within_limits=within_limits,
         )
     return normalize_segment(
-        record, received_at=received_at, max_clock_skew_days=max_clock_skew_days
+        record,
+        received_at=received_at,
+        max_clock_skew_days=max_clock_skew_days,
+        within_limits=within_limits,
     )
 
 

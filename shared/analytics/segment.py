@@ -37,12 +37,18 @@ MAX_MESSAGE_ID_LENGTH = 100  # Segment's messageId limit
 
 
 def normalize_segment(
-    message: Any, *, received_at: datetime, max_clock_skew_days: float
+    message: Any,
+    *,
+    received_at: datetime,
+    max_clock_skew_days: float,
+    within_limits: bool = False,
 ) -> NormalizedEvent:
-    """One Segment message → ``NormalizedEvent``; raises ``InvalidMessage`` with the reason."""
+    """One Segment message → ``NormalizedEvent``; raises ``InvalidMessage`` with the reason.
+    ``within_limits``: its bytes passed ``fits_every_limit`` (no size check needed)."""
     if not isinstance(message, dict):
         raise InvalidMessage("not_an_object", "a Segment message must be a JSON object")
-    checked_size(message, MAX_MESSAGE_BYTES)
+    if not within_limits:
+        checked_size(message, MAX_MESSAGE_BYTES)
     kind = message.get("type")
     if kind not in TYPES:
         shown = "missing" if kind is None else repr(kind)[:40]

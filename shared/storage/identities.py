@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import orjson
 from sqlalchemy import and_, case, delete, func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -145,6 +146,21 @@ class IdentityRepository:
         """Park events; returns the ids that were not already parked."""
         if not events:
             return set()
+        unique = {e.id: e for e in events}
+        if self._session.get_bind().dialect.name == "postgresql":
+            # One text parameter, as events are inserted: a statement compiled once,
+            # whatever the batch's size (the ORM's multi-row form compiled it per size).
+            payload = orjson.dumps(
+                [
+                    (e.id, e.user_id, e.name, e.at, e.properties, e.source)
+                    for e in sorted(unique.values(), key=_event_id)
+                ],
+                option=orjson.OPT_NON_STR_KEYS | orjson.OPT_NAIVE_UTC,
+            ).decode()
+            result = await self._session.execute(
+                _JSON_ADD_PENDING, {"rows": payload, "recorded_at": recorded_at}
+            )
+            return set(result.scalars().all())
         rows = [
             {
                 "id": e.id,
@@ -155,7 +171,7 @@ class IdentityRepository:
                 "source": e.source,
                 "recorded_at": recorded_at,
             }
-            for e in {e.id: e for e in events}.values()
+            for e in unique.values()
         ]
         stmt = (
             dialect.insert(self._session, PendingEventRecord)
@@ -196,6 +212,10 @@ class IdentityRepository:
         return (await self._session.scalar(stmt)) or 0
 
 
+def _event_id(event: UnattributedEvent) -> str:
+    return event.id  # one lock order for concurrent inserts
+
+
 _PENDING_COLUMNS = (
     PendingEventRecord.id,
     PendingEventRecord.user_id,
@@ -216,6 +236,18 @@ def _unattributed(row: Any) -> UnattributedEvent:
         source=row.source,
     )
 
+
+# The PostgreSQL form of ``add_pending``: rows as one JSON array, expanded by the server.
+_JSON_ADD_PENDING = text(
+    """
+    INSERT INTO pending_events (id, user_id, name, occurred_at, properties, source, recorded_at)
+    SELECT row->>0, row->>1, row->>2, CAST(row->>3 AS timestamptz), row->4, row->>5,
+           CAST(:recorded_at AS timestamptz)
+    FROM jsonb_array_elements(CAST(CAST(:rows AS text) AS jsonb)) AS batch(row)
+    ON CONFLICT (id) DO NOTHING
+    RETURNING id
+    """
+)
 
 # The PostgreSQL form of ``take_pending_of``: one statement, one array parameter.
 _UNNEST_TAKE_PENDING = text(

@@ -3,12 +3,18 @@ under test)."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
+from shared.analytics.event import SIZE_CHECK_FREE_BYTES, checked_size, fits_every_limit
 from shared.analytics.normalize import (
+    MAX_MESSAGE_BYTES,
     PAGE_VIEWED,
     InvalidMessage,
     NormalizedEvent,
@@ -114,7 +120,10 @@ def record(message: dict[str, Any], group_key: str = "company_id") -> Normalized
 def test_a_mixpanel_event_names_its_account_by_the_group_key_and_keeps_its_properties() -> None:
     event = record(MIXPANEL_EVENT)
     assert (event.source, event.type, event.name, event.user_id) == (
-        "mixpanel", "track", "Report Delivered", "m1"
+        "mixpanel",
+        "track",
+        "Report Delivered",
+        "m1",
     )
     assert event.at == datetime(2026, 3, 10, 11, 0, tzinfo=UTC)
     assert event.context_group_id == "acme"  # the first of a list
@@ -143,7 +152,10 @@ def test_a_mixpanel_alias_ties_the_new_id_to_the_known_one() -> None:
     properties = {"distinct_id": "known", "alias": "new", "token": "t"}
     alias = record({"event": "$create_alias", "properties": properties})
     assert (alias.type, alias.user_id, alias.previous_id, alias.name) == (
-        "alias", "new", "known", None
+        "alias",
+        "new",
+        "known",
+        None,
     )
 
 
@@ -237,11 +249,22 @@ _SHAPES: list[dict[str, Any]] = [
     {**_TRACK, "context": {"groupId": ""}},
     {**_TRACK, "groupId": ""},
     {**_TRACK, "previousId": "old"},
-    {"type": "identify", "userId": "u1", "traits": {"account_id": "acme"}, "messageId": "m-2",
-     "timestamp": "2026-03-10T10:00:00Z"},
+    {
+        "type": "identify",
+        "userId": "u1",
+        "traits": {"account_id": "acme"},
+        "messageId": "m-2",
+        "timestamp": "2026-03-10T10:00:00Z",
+    },
     {"type": "identify", "userId": "u1", "name": 5, "messageId": "m-3"},
-    {"type": "group", "userId": "u1", "groupId": "acme", "traits": {"plan": "pro"},
-     "messageId": "m-4", "timestamp": "2026-03-10T10:00:00Z"},
+    {
+        "type": "group",
+        "userId": "u1",
+        "groupId": "acme",
+        "traits": {"plan": "pro"},
+        "messageId": "m-4",
+        "timestamp": "2026-03-10T10:00:00Z",
+    },
     {"type": "group", "userId": "u1", "messageId": "m-5"},
     {"type": "group", "userId": "u1", "groupId": 99, "messageId": "m-6"},
     {"type": "page", "userId": "u1", "name": "Home", "messageId": "m-7"},
@@ -277,3 +300,41 @@ def test_the_fast_path_takes_the_common_shapes() -> None:
         kind = message["type"]
         assert segment._well_formed(dict(message), kind, RECEIVED, 7) is not None
     assert segment._well_formed({**_TRACK, "userId": 42}, "track", RECEIVED, 7) is None
+
+
+_JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(),
+    lambda children: (
+        st.lists(children, max_size=6) | st.dictionaries(st.text(max_size=8), children, max_size=6)
+    ),
+    max_leaves=40,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(message=_JSON_VALUES, spacing=st.booleans())
+def test_bytes_that_fit_every_limit_pass_the_size_check(message: Any, spacing: bool) -> None:
+    """The consumer skips re-encoding a record whose bytes ``fits_every_limit``: that must
+    never let through what the size, depth and NUL check would refuse."""
+    raw = json.dumps({"m": message}, indent=1 if spacing else None).encode()
+    try:
+        decoded = orjson.loads(raw)  # as the consumer reads it
+    except orjson.JSONDecodeError:
+        assume(False)  # dead-lettered as invalid JSON before any size check
+    if fits_every_limit(raw):
+        checked_size(decoded, MAX_MESSAGE_BYTES)  # raises when it would refuse
+
+
+def test_fits_every_limit_refuses_what_it_cannot_vouch_for() -> None:
+    assert fits_every_limit(b'{"type":"track","properties":{"n":1e15}}')
+    # as long as allowed, all of it numbers that re-encode ~4x longer ("1e15" → 1000…0.0)
+    growing = b'{"n":[' + b",".join([b"1e15"] * ((SIZE_CHECK_FREE_BYTES - 8) // 5)) + b"]}"
+    assert len(growing) <= SIZE_CHECK_FREE_BYTES and fits_every_limit(growing)
+    checked_size(orjson.loads(growing), MAX_MESSAGE_BYTES)  # still under Segment's limit
+    assert not fits_every_limit(b'{"event":"A\\u0000"}')  # a NUL can only be escaped
+    assert not fits_every_limit(b"[" * 255 + b"]" * 255)  # as deep as orjson can encode
+    assert not fits_every_limit(b'{"blob":"' + b"x" * SIZE_CHECK_FREE_BYTES + b'"}')
