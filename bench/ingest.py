@@ -15,6 +15,10 @@
    from the first batch in hand in any of them to the commit that completed the workload.
 3. (c) HTTP: ``firstvalue api`` in a subprocess (uvicorn, producing to Kafka), fed by an
    httpx client over a few connections posting Segment ``/v1/batch`` bodies of 100 events.
+   (d) the floor: what any consumer must do at the least to keep these events in
+   PostgreSQL (getmany, orjson.loads, a few field reads, one insert per batch; no
+   validation, identities, notices or offsets), with ON CONFLICT dedupe and with COPY. If
+   the floor is under the target, no implementation of the design reaches it here.
 4. References: firstvalue's decoding alone (no I/O, one core), and on the same PostgreSQL
    server ``executemany`` with ``ON CONFLICT DO NOTHING`` and ``COPY`` of the same rows into
    a table shaped like ``events``. The load average is printed too: the machine is shared.
@@ -79,6 +83,8 @@ class Rates:
     executemany: float = 0.0
     copy: float = 0.0
     decode: float = 0.0
+    floor: float = 0.0  # the least any consumer must do, with the design's dedupe
+    floor_copy: float = 0.0  # the same storing by COPY (no dedupe)
 
 
 def env(name: str) -> str:
@@ -410,6 +416,77 @@ async def _post(client: httpx.AsyncClient, body: bytes) -> None:
         raise AssertionError(f"/v1/batch answered {response.status_code}: {response.text}")
 
 
+# The floor's one statement per batch: the events insert's own form (one JSON array of rows,
+# ON CONFLICT on the id), so the floor pays what the design's dedupe costs the database.
+_FLOOR_INSERT = """
+    INSERT INTO events (id, account_id, user_id, name, occurred_at, properties, source,
+                        recorded_at)
+    SELECT row->>0, row->>1, row->>2, row->>3, CAST(row->>4 AS timestamptz), row->5,
+           'segment', now()
+    FROM jsonb_array_elements(CAST($1::text AS jsonb)) AS batch(row)
+    ON CONFLICT (id) DO NOTHING
+"""
+_FLOOR_COLUMNS = ["id", "account_id", "user_id", "name", "occurred_at", "properties", "source",
+                  "recorded_at"]
+
+
+async def floor_consumption(
+    servers: str, topic: str, database_url: str, expected: int, *, dedupe: bool
+) -> float:
+    """Events/s of the least any consumer must do to keep these events in PostgreSQL: the
+    raw consumer's ``getmany``, ``orjson.loads`` and a handful of field reads per record
+    (no validation, identities, notices or offset commits), then one statement per batch
+    into a fresh ``events`` table, overlapping the next fetch. ``dedupe``: the ON CONFLICT
+    insert the design's at-least-once needs; else ``COPY``, which cannot skip a repeat.
+    If this floor is under the target ratio, no implementation of the design reaches it
+    on this machine."""
+    conn = await asyncpg.connect(asyncpg_dsn(database_url))
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=servers, group_id=None, enable_auto_commit=False,
+        auto_offset_reset="earliest", max_partition_fetch_bytes=4 * 1024 * 1024,
+    )
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in range(PARTITIONS)]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        count = 0
+        deadline = time.monotonic() + DEADLINE
+        in_flight: asyncio.Future[Any] | None = None
+        started = time.perf_counter()
+        while count < expected:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"floor consumer read {count} of {expected} records")
+            fetched = await consumer.getmany(timeout_ms=1000, max_records=BATCH_RECORDS)
+            rows = []
+            now = datetime.now(UTC)
+            for records in fetched.values():
+                count += len(records)
+                for record in records:
+                    m = orjson.loads(record.value)
+                    if m.get("type") != "track":
+                        continue
+                    account = (m.get("context") or {}).get("groupId") or m["userId"]
+                    rows.append((m["messageId"], account, m["userId"], m["event"],
+                                 m["timestamp"], m.get("properties") or {}))
+            if in_flight is not None:
+                await in_flight
+            if dedupe:
+                payload = orjson.dumps(rows).decode()
+                in_flight = asyncio.ensure_future(conn.execute(_FLOOR_INSERT, payload))
+            else:
+                copied = [(i, a, u, n, datetime.fromisoformat(t), orjson.dumps(p).decode(),
+                           "segment", now) for i, a, u, n, t, p in rows]
+                in_flight = asyncio.ensure_future(conn.copy_records_to_table(
+                    "events", records=copied, columns=_FLOOR_COLUMNS))
+        if in_flight is not None:
+            await in_flight
+        return count / (time.perf_counter() - started)
+    finally:
+        await consumer.stop()
+        await conn.close()
+
+
 async def postgres_reference(database_url: str, events: Sequence[dict[str, Any]]) -> tuple[
     float, float
 ]:
@@ -503,6 +580,18 @@ async def main(args: argparse.Namespace) -> Rates:
         rates.stored = await stored_events(url)
         print(f"  (b) end to end    {rates.end_to_end:>10,.0f} events/s "
               f"({rates.stored:,} events stored)", flush=True)
+    for dedupe in (True, False):
+        async with fresh_database(postgres) as bare:
+            rate = await floor_consumption(
+                servers, prefix + topics.EVENTS, bare, len(events), dedupe=dedupe
+            )
+        if dedupe:
+            rates.floor = rate
+        else:
+            rates.floor_copy = rate
+        print(f"  (d) floor, {'ON CONFLICT' if dedupe else 'COPY':<11} {rate:>10,.0f} events/s",
+              flush=True)
+    async with fresh_database(postgres) as url:
         if args.processes > 1:
             async with fresh_database(postgres) as scaled:
                 rates.processes = args.processes
@@ -531,6 +620,8 @@ def report(rates: Rates, args: argparse.Namespace) -> None:
               rates.scale_out, "events/s")]
             if rates.processes else []
         ),
+        ("(d) floor: getmany, loads, ON CONFLICT insert", rates.floor, "events/s"),
+        ("(d) floor with COPY instead (no dedupe)", rates.floor_copy, "events/s"),
         (f"(c) HTTP /v1/batch of {HTTP_BATCH}, {args.connections} connections", rates.http,
          f"events/s ({rates.http_events:,} events)"),
         ("firstvalue decode alone (no I/O), one core", rates.decode, "events/s"),
@@ -542,6 +633,9 @@ def report(rates: Rates, args: argparse.Namespace) -> None:
         print(f"  {label:<46} {value:>10,.0f} {unit}")
     print(f"  ratio end to end / raw = {ratio:.2f}: {verdict} the target {TARGET_RATIO:.2f} "
           f"(end to end / COPY = {rates.end_to_end / rates.copy:.2f})")
+    print(f"  floor / raw = {rates.floor / rates.raw:.2f} with the dedupe the design needs, "
+          f"{rates.floor_copy / rates.raw:.2f} by COPY; end to end / floor = "
+          f"{rates.end_to_end / rates.floor:.2f}")
     if rates.processes:
         print(f"  scale-out, reported apart: {rates.processes} processes / raw = "
               f"{rates.scale_out / rates.raw:.2f}")

@@ -12,7 +12,8 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+import orjson
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.domain.facts import (
@@ -104,6 +105,21 @@ class OnboardingRepository:
             first.setdefault(registration.onboarding_id, registration)
         if not first:
             return set()
+        ordered = sorted(first.values(), key=_onboarding_id)  # lock order
+        if self._session.get_bind().dialect.name == "postgresql":
+            # One text parameter, as events are inserted: compiled once, whatever the count.
+            payload = orjson.dumps(
+                [
+                    (r.onboarding_id, r.id, r.account_id, r.plan_key, r.at, r.csm,
+                     r.champion_user_id, r.licensed_seats, r.account_name)
+                    for r in ordered
+                ],
+                option=orjson.OPT_NAIVE_UTC,
+            ).decode()  # fmt: skip
+            result = await self._session.execute(
+                _JSON_REGISTER, {"rows": payload, "recorded_at": recorded_at}
+            )
+            return set(result.scalars().all())
         rows = [
             {
                 "onboarding_id": r.onboarding_id,
@@ -117,7 +133,7 @@ class OnboardingRepository:
                 "account_name": r.account_name,
                 "recorded_at": recorded_at,
             }
-            for r in sorted(first.values(), key=lambda r: r.onboarding_id)  # lock order
+            for r in ordered
         ]
         new: set[str] = set()
         for start in range(0, len(rows), REGISTER_CHUNK):
@@ -262,3 +278,21 @@ class OnboardingRepository:
         if registration is None:
             return None
         return registration, (await self.facts_for_many([registration], as_of=as_of))[onboarding_id]
+
+
+def _onboarding_id(registration: OnboardingRegistered) -> str:
+    return registration.onboarding_id
+
+
+# The PostgreSQL form of ``register_many``: rows as one JSON array, expanded by the server.
+_JSON_REGISTER = text(
+    """
+    INSERT INTO onboardings (onboarding_id, fact_id, account_id, plan_key, signed_at, csm,
+                             champion_user_id, licensed_seats, account_name, recorded_at)
+    SELECT row->>0, row->>1, row->>2, row->>3, CAST(row->>4 AS timestamptz), row->>5,
+           row->>6, CAST(row->>7 AS integer), row->>8, CAST(:recorded_at AS timestamptz)
+    FROM jsonb_array_elements(CAST(CAST(:rows AS text) AS jsonb)) AS batch(row)
+    ON CONFLICT DO NOTHING
+    RETURNING onboarding_id
+    """
+)
