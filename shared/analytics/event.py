@@ -188,12 +188,14 @@ def fits_every_limit(raw: bytes) -> bool:
     Re-encoding never grows a JSON text more than 4.5× (a float such as ``1e15`` is
     printed in full; every other token keeps or shrinks its length), so 6 KiB stays under
     Segment's 32 KiB; a NUL can only be written ``\\u0000``; and a value nests no deeper
-    than its number of opening brackets.
+    than its number of opening brackets (which a text shorter than twice the limit cannot
+    reach: every bracket is closed).
     """
+    size = len(raw)
     return (
-        len(raw) <= SIZE_CHECK_FREE_BYTES
+        size <= SIZE_CHECK_FREE_BYTES
         and b"\\u0000" not in raw
-        and raw.count(b"{") + raw.count(b"[") < _MAX_NESTING
+        and (size < 2 * _MAX_NESTING or raw.count(b"{") + raw.count(b"[") < _MAX_NESTING)
     )
 
 
