@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import multiprocessing
 import os
@@ -115,8 +116,9 @@ async def produce(bus: KafkaBus, records: Sequence[tuple[str | None, bytes]]) ->
     return len(records) / (time.perf_counter() - started)
 
 
-async def raw_consumption(servers: str, topic: str, expected: int) -> float:
-    """Events/s of a bare aiokafka consumer: ``getmany`` until every record is in hand."""
+@contextlib.asynccontextmanager
+async def bare_consumer(servers: str, topic: str) -> AsyncIterator[AIOKafkaConsumer]:
+    """An aiokafka consumer of every partition of ``topic`` from the start, no group."""
     consumer = AIOKafkaConsumer(
         bootstrap_servers=servers, group_id=None, enable_auto_commit=False,
         auto_offset_reset="earliest", max_partition_fetch_bytes=4 * 1024 * 1024,
@@ -126,6 +128,14 @@ async def raw_consumption(servers: str, topic: str, expected: int) -> float:
         partitions = [TopicPartition(topic, p) for p in range(PARTITIONS)]
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
+        yield consumer
+    finally:
+        await consumer.stop()
+
+
+async def raw_consumption(servers: str, topic: str, expected: int) -> float:
+    """Events/s of a bare aiokafka consumer: ``getmany`` until every record is in hand."""
+    async with bare_consumer(servers, topic) as consumer:
         count = 0
         deadline = time.monotonic() + DEADLINE
         started = time.perf_counter()  # no group to join: the clock starts with the fetching
@@ -135,8 +145,6 @@ async def raw_consumption(servers: str, topic: str, expected: int) -> float:
             fetched = await consumer.getmany(timeout_ms=1000, max_records=BATCH_RECORDS)
             count += sum(len(records) for records in fetched.values())
         return count / (time.perf_counter() - started)
-    finally:
-        await consumer.stop()
 
 
 class Observed:
@@ -441,50 +449,49 @@ async def floor_consumption(
     If this floor is under the target ratio, no implementation of the design reaches it
     on this machine."""
     conn = await asyncpg.connect(asyncpg_dsn(database_url))
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=servers, group_id=None, enable_auto_commit=False,
-        auto_offset_reset="earliest", max_partition_fetch_bytes=4 * 1024 * 1024,
-    )
-    await consumer.start()
     try:
-        partitions = [TopicPartition(topic, p) for p in range(PARTITIONS)]
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        count = 0
-        deadline = time.monotonic() + DEADLINE
-        in_flight: asyncio.Future[Any] | None = None
-        started = time.perf_counter()
-        while count < expected:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"floor consumer read {count} of {expected} records")
-            fetched = await consumer.getmany(timeout_ms=1000, max_records=BATCH_RECORDS)
-            rows = []
-            now = datetime.now(UTC)
-            for records in fetched.values():
-                count += len(records)
-                for record in records:
-                    m = orjson.loads(record.value)
-                    if m.get("type") != "track":
-                        continue
-                    account = (m.get("context") or {}).get("groupId") or m["userId"]
-                    rows.append((m["messageId"], account, m["userId"], m["event"],
-                                 m["timestamp"], m.get("properties") or {}))
-            if in_flight is not None:
-                await in_flight
-            if dedupe:
-                payload = orjson.dumps(rows).decode()
-                in_flight = asyncio.ensure_future(conn.execute(_FLOOR_INSERT, payload))
-            else:
-                copied = [(i, a, u, n, datetime.fromisoformat(t), orjson.dumps(p).decode(),
-                           "segment", now) for i, a, u, n, t, p in rows]
-                in_flight = asyncio.ensure_future(conn.copy_records_to_table(
-                    "events", records=copied, columns=_FLOOR_COLUMNS))
+        async with bare_consumer(servers, topic) as consumer:
+            return await _floor(consumer, conn, expected, dedupe=dedupe)
+    finally:
+        await conn.close()
+
+
+async def _floor(
+    consumer: AIOKafkaConsumer, conn: Any, expected: int, *, dedupe: bool
+) -> float:
+    """The floor's loop: fetch, read a few fields, store the previous batch meanwhile."""
+    count = 0
+    deadline = time.monotonic() + DEADLINE
+    in_flight: asyncio.Future[Any] | None = None
+    started = time.perf_counter()
+    while count < expected:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"floor consumer read {count} of {expected} records")
+        fetched = await consumer.getmany(timeout_ms=1000, max_records=BATCH_RECORDS)
+        rows = []
+        now = datetime.now(UTC)
+        for records in fetched.values():
+            count += len(records)
+            for record in records:
+                m = orjson.loads(record.value)
+                if m.get("type") != "track":
+                    continue
+                account = (m.get("context") or {}).get("groupId") or m["userId"]
+                rows.append((m["messageId"], account, m["userId"], m["event"],
+                             m["timestamp"], m.get("properties") or {}))
         if in_flight is not None:
             await in_flight
-        return count / (time.perf_counter() - started)
-    finally:
-        await consumer.stop()
-        await conn.close()
+        if dedupe:
+            payload = orjson.dumps(rows).decode()
+            in_flight = asyncio.ensure_future(conn.execute(_FLOOR_INSERT, payload))
+        else:
+            copied = [(i, a, u, n, datetime.fromisoformat(t), orjson.dumps(p).decode(),
+                       "segment", now) for i, a, u, n, t, p in rows]
+            in_flight = asyncio.ensure_future(conn.copy_records_to_table(
+                "events", records=copied, columns=_FLOOR_COLUMNS))
+    if in_flight is not None:
+        await in_flight
+    return count / (time.perf_counter() - started)
 
 
 async def postgres_reference(database_url: str, events: Sequence[dict[str, Any]]) -> tuple[

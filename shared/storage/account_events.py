@@ -13,6 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.domain.facts import EventObserved
+from shared.storage import dialect
 from shared.storage.tables import EventRecord
 
 IDS_PER_QUERY = 1000  # bound parameters per ``IN`` list, well under the drivers' limits
@@ -25,7 +26,7 @@ async def events_by_account(
     requested account is a key, with an empty list when it has no events."""
     found: dict[str, list[EventObserved]] = {account_id: [] for account_id in account_ids}
     ordered = sorted(found)
-    read = _driver_rows if session.get_bind().dialect.name == "postgresql" else _rows
+    read = _driver_rows if dialect.is_postgresql(session) else _rows
     for start in range(0, len(ordered), IDS_PER_QUERY):
         for r in await read(session, ordered[start : start + IDS_PER_QUERY], until):
             found[r[1]].append(

@@ -13,7 +13,6 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-import orjson
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -23,7 +22,6 @@ from shared.storage.account_events import events_by_account
 from shared.storage.tables import EventRecord
 
 EventRow = tuple[str, str, str | None, str, datetime, Mapping[str, Any]]
-_JSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_NAIVE_UTC  # naive times are UTC
 
 
 class EventRepository:
@@ -44,7 +42,7 @@ class EventRepository:
     ) -> int:
         """``add_many`` for plain rows ``(id, account, user, name, at, properties)``, as the
         ingest path builds them (no fact object per event); returns how many were new."""
-        if self._session.get_bind().dialect.name == "postgresql":
+        if dialect.is_postgresql(self._session):
             return await self._insert(rows, source, recorded_at, _JSON_INSERT_COUNT)
         return len(await self._insert(rows, source, recorded_at, _JSON_INSERT))
 
@@ -55,10 +53,10 @@ class EventRepository:
         if not rows:
             return set() if statement is _JSON_INSERT else 0
         unique = sorted({r[0]: r for r in rows}.values(), key=_row_id)  # lock order
-        if self._session.get_bind().dialect.name == "postgresql":
-            payload = orjson.dumps(unique, option=_JSON_OPTIONS).decode()
+        if dialect.is_postgresql(self._session):
             result = await self._session.execute(
-                statement, {"rows": payload, "source": source, "recorded_at": recorded_at}
+                statement,
+                {"rows": dialect.json_rows(unique), "source": source, "recorded_at": recorded_at},
             )
             return set(result.scalars().all()) if statement is _JSON_INSERT else result.scalar()
         values = [

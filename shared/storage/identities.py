@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-import orjson
 from sqlalchemy import and_, case, delete, func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -97,7 +96,7 @@ class IdentityRepository:
         users = sorted(set(links) | set(claim))
         if not users:
             return {}
-        if self._session.get_bind().dialect.name == "postgresql":
+        if dialect.is_postgresql(self._session):
             result = await self._session.execute(
                 _UNNEST_LINK,
                 {
@@ -147,20 +146,12 @@ class IdentityRepository:
         if not events:
             return set()
         unique = {e.id: e for e in events}
-        if self._session.get_bind().dialect.name == "postgresql":
-            # One text parameter, as events are inserted: a statement compiled once,
-            # whatever the batch's size (the ORM's multi-row form compiled it per size).
-            payload = orjson.dumps(
-                [
-                    (e.id, e.user_id, e.name, e.at, e.properties, e.source)
-                    for e in sorted(unique.values(), key=_event_id)
-                ],
-                option=orjson.OPT_NON_STR_KEYS | orjson.OPT_NAIVE_UTC,
-            ).decode()
-            result = await self._session.execute(
-                _JSON_ADD_PENDING, {"rows": payload, "recorded_at": recorded_at}
+        if dialect.is_postgresql(self._session):
+            ordered = sorted(unique.values(), key=_event_id)
+            rows = ((e.id, e.user_id, e.name, e.at, e.properties, e.source) for e in ordered)
+            return await dialect.insert_json_rows(
+                self._session, _JSON_ADD_PENDING, rows, recorded_at=recorded_at
             )
-            return set(result.scalars().all())
         rows = [
             {
                 "id": e.id,
@@ -189,7 +180,7 @@ class IdentityRepository:
         event-time order (users without parked events are absent)."""
         ids = sorted(set(user_ids))
         taken: dict[str, list[UnattributedEvent]] = {}
-        if ids and self._session.get_bind().dialect.name == "postgresql":
+        if ids and dialect.is_postgresql(self._session):
             # One array parameter: a statement compiled once, whatever the batch's size.
             for row in await self._session.execute(_UNNEST_TAKE_PENDING, {"users": ids}):
                 taken.setdefault(row.user_id, []).append(_unattributed(row))

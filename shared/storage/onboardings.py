@@ -12,7 +12,6 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-import orjson
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -106,20 +105,15 @@ class OnboardingRepository:
         if not first:
             return set()
         ordered = sorted(first.values(), key=_onboarding_id)  # lock order
-        if self._session.get_bind().dialect.name == "postgresql":
-            # One text parameter, as events are inserted: compiled once, whatever the count.
-            payload = orjson.dumps(
-                [
-                    (r.onboarding_id, r.id, r.account_id, r.plan_key, r.at, r.csm,
-                     r.champion_user_id, r.licensed_seats, r.account_name)
-                    for r in ordered
-                ],
-                option=orjson.OPT_NAIVE_UTC,
-            ).decode()  # fmt: skip
-            result = await self._session.execute(
-                _JSON_REGISTER, {"rows": payload, "recorded_at": recorded_at}
+        if dialect.is_postgresql(self._session):
+            rows = (
+                (r.onboarding_id, r.id, r.account_id, r.plan_key, r.at, r.csm,
+                 r.champion_user_id, r.licensed_seats, r.account_name)
+                for r in ordered
+            )  # fmt: skip
+            return await dialect.insert_json_rows(
+                self._session, _JSON_REGISTER, rows, recorded_at=recorded_at
             )
-            return set(result.scalars().all())
         rows = [
             {
                 "onboarding_id": r.onboarding_id,

@@ -98,7 +98,7 @@ class OutboxRepository:
         serialises writers), so however many service instances relay, each account's
         messages reach the bus in the order their transactions committed.
         """
-        if self._session.get_bind().dialect.name == "postgresql":
+        if dialect.is_postgresql(self._session):
             await self._session.execute(select(func.pg_advisory_xact_lock(RELAY_LOCK)))
         o = OutboxRecord
         oldest = (

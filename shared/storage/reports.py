@@ -27,6 +27,7 @@ from shared.reports.ttfv import (
     TTFVSample,
     report,
 )
+from shared.storage import dialect
 from shared.storage.tables import ProjectionRecord
 
 GroupBy = Literal["segment", "cohort", "csm", "plan"]
@@ -56,7 +57,7 @@ class ReportRepository:
         self, filters: ReportFilter, group_by: GroupBy, now: datetime
     ) -> tuple[GroupDistribution, list[GroupDistribution]]:
         """The overall distribution and one per group (sorted by group name)."""
-        if self._session.get_bind().dialect.name == "postgresql":
+        if dialect.is_postgresql(self._session):
             return await self._ttfv_in_sql(filters, group_by, now)
         return await self._ttfv_in_python(filters, group_by, now)
 
