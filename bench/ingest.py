@@ -68,6 +68,7 @@ PRODUCE_CHUNK = 10_000
 HTTP_BATCH = 100
 DEADLINE = 900.0  # seconds for any one stage
 TARGET_RATIO = 0.30
+FLOOR_SLICE = 500  # records the floor reads between handing the loop to its insert
 
 
 @dataclass
@@ -459,7 +460,9 @@ async def floor_consumption(
 async def _floor(
     consumer: AIOKafkaConsumer, conn: Any, expected: int, *, dedupe: bool
 ) -> float:
-    """The floor's loop: fetch, read a few fields, store the previous batch meanwhile."""
+    """The floor's loop: fetch, read a few fields, store the previous batch meanwhile (the
+    reading yields every ``FLOOR_SLICE`` records, or the insert would wait for it: measured
+    0.17 of raw without, 0.19 with)."""
     count = 0
     deadline = time.monotonic() + DEADLINE
     in_flight: asyncio.Future[Any] | None = None
@@ -472,7 +475,9 @@ async def _floor(
         now = datetime.now(UTC)
         for records in fetched.values():
             count += len(records)
-            for record in records:
+            for n, record in enumerate(records, 1):
+                if n % FLOOR_SLICE == 0:
+                    await asyncio.sleep(0)  # let the insert in flight go on meanwhile
                 m = orjson.loads(record.value)
                 if m.get("type") != "track":
                     continue
