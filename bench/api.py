@@ -46,8 +46,8 @@ from firstvalue.demo_data import generate
 from firstvalue.embedded import load_history, start_pipeline
 from shared.analytics.registration import onboarding_id_for, registration_id
 from shared.config import load_settings, sqlite_dsn
-from shared.domain.plan_loader import default_plans
 from shared.domain.ttfv import breach_level
+from shared.plan_files import default_plans
 from shared.storage.projections import ProjectionRepository
 
 CSMS = [f"CSM {n:02d}" for n in range(1, 13)]

@@ -60,7 +60,7 @@ from shared.analytics.normalize import partition_key
 from shared.bus import topics
 from shared.bus.bus import Batch
 from shared.bus.kafka import KafkaBus
-from shared.domain.plan_loader import default_plans
+from shared.plan_files import default_plans
 from shared.storage.engine import create_engine, create_sessionmaker
 
 PARTITIONS = 6  # as analytics.events in deploy/local/kafka.sh

@@ -51,7 +51,7 @@ from firstvalue import demo_data
 from firstvalue.replay import replay_all
 from services.ingest.consumer import IngestOptions, ingest_messages
 from shared.config import load_settings
-from shared.domain.plan_loader import default_plans
+from shared.plan_files import default_plans
 from shared.projection.manual import record_fact
 from shared.storage.engine import create_engine, create_sessionmaker
 from shared.storage.projections import ProjectionRepository

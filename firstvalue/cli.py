@@ -26,8 +26,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from firstvalue import demo_data, records
 from firstvalue.plans_diff import KINDS, DiffReport
 from shared.config import Settings, load_settings
-from shared.domain.plan_loader import PlanError, load_plan_file
+from shared.domain.plan_loader import PlanError
 from shared.domain.plans import Plan
+from shared.plan_files import load_plan_file
 
 T = TypeVar("T")
 
@@ -243,7 +244,7 @@ def prune_command(
 
 
 def _load_plans(path: Path) -> dict[str, Plan]:
-    from shared.domain.plan_loader import load_plans
+    from shared.plan_files import load_plans
 
     try:
         plans = load_plans([path])

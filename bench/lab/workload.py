@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from firstvalue.demo_data import generate
-from shared.domain.plan_loader import default_plans
+from shared.plan_files import default_plans
 
 MESSAGES_PER_ACCOUNT = 120  # about what one demo account produces over 120 days
 

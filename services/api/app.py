@@ -27,8 +27,8 @@ from services.api.routes import (
 from shared.bus.bus import Bus
 from shared.bus.factory import create_bus
 from shared.config import Settings
-from shared.domain.plan_loader import default_plans, load_plans
 from shared.domain.plans import Plan
+from shared.plan_files import default_plans, load_plans
 from shared.storage.api_keys import ApiKeyRepository
 from shared.storage.engine import create_engine, create_sessionmaker
 

@@ -12,7 +12,7 @@ import pytest
 import pytest_asyncio
 
 from firstvalue.demo_data import DemoAccount, generate
-from shared.domain.plan_loader import default_plans
+from shared.plan_files import default_plans
 
 from .stack import BACKENDS, Stack, api_stack, fresh_database
 

@@ -34,8 +34,8 @@ from services.milestones.consumer import run_milestones
 from shared.analytics.normalize import partition_key
 from shared.bus import topics
 from shared.bus.memory import MemoryBus
-from shared.domain.plan_loader import default_plans
 from shared.domain.plans import Plan
+from shared.plan_files import default_plans
 from shared.projection.manual import record_fact
 from shared.projection.projector import replay
 from shared.storage import migrate

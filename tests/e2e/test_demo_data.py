@@ -12,9 +12,9 @@ from firstvalue.demo_data import SCENARIOS, DemoHistory, generate
 from shared.analytics.registration import onboarding_id_for, registration_id
 from shared.domain.evaluate import evaluate
 from shared.domain.facts import EventObserved, Fact, OnboardingRegistered
-from shared.domain.plan_loader import default_plans
 from shared.domain.plans import Plan
 from shared.domain.state import OnboardingState
+from shared.plan_files import default_plans
 
 pytestmark = pytest.mark.e2e
 

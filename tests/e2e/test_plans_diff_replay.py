@@ -32,8 +32,8 @@ from shared.bus import topics
 from shared.bus.memory import MemoryBus
 from shared.config import load_settings, sqlite_dsn
 from shared.default_plans import __file__ as default_plans_init
-from shared.domain.plan_loader import load_plans
 from shared.domain.plans import Plan
+from shared.plan_files import load_plans
 from shared.projection.manual import record_fact
 from shared.storage import create_engine, create_sessionmaker, migrate
 from shared.storage.onboardings import OnboardingRepository

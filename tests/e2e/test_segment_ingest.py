@@ -19,7 +19,7 @@ import pytest_asyncio
 
 from shared.analytics.registration import onboarding_id_for
 from shared.bus import topics
-from shared.domain.plan_loader import default_plans
+from shared.plan_files import default_plans
 
 from .stack import BACKENDS, Stack, api_stack, fresh_database
 

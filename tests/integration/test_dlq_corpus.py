@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from shared.analytics.registration import onboarding_id_for
 from shared.bus import topics
 from shared.bus.memory import MemoryBus
-from shared.domain.plan_loader import default_plans
+from shared.plan_files import default_plans
 from shared.storage.events import EventRepository
 from shared.storage.onboardings import OnboardingRepository
 

@@ -16,7 +16,7 @@ from shared.domain.facts import (
     OnboardingRegistered,
     OnboardingResumed,
 )
-from shared.domain.plan_loader import default_plans
+from shared.plan_files import default_plans
 from shared.projection.manual import (
     CommandFact,
     ConflictingRegistration,

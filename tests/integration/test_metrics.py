@@ -22,7 +22,7 @@ from services.milestones.timers import fire_due
 from shared.bus import topics
 from shared.bus.memory import MemoryBus
 from shared.config import load_settings
-from shared.domain.plan_loader import default_plans
+from shared.plan_files import default_plans
 from shared.storage.projections import ProjectionFilter, ProjectionRepository
 from shared.storage.webhook_deliveries import WebhookDeliveryRepository
 

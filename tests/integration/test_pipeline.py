@@ -14,7 +14,7 @@ from shared.analytics.registration import onboarding_id_for
 from shared.bus import topics
 from shared.bus.memory import MemoryBus
 from shared.bus.messages import FactsNotice
-from shared.domain.plan_loader import default_plans
+from shared.plan_files import default_plans
 from shared.projection.projector import replay
 from shared.storage.outbox import OutboxRepository
 from shared.storage.projections import ProjectionFilter, ProjectionRepository

@@ -24,7 +24,7 @@ import httpx
 import pytest
 
 from shared.domain.facts import OnboardingRegistered
-from shared.domain.plan_loader import default_plans
+from shared.plan_files import default_plans
 from shared.projection.manual import record_fact
 from shared.storage import create_engine, create_sessionmaker, migrate
 

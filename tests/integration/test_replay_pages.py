@@ -17,8 +17,8 @@ from services.ingest.consumer import IngestOptions, ingest_messages
 from shared.config import load_settings
 from shared.domain import codec
 from shared.domain.evaluate import evaluate
-from shared.domain.plan_loader import default_plans
 from shared.domain.transitions import transitions
+from shared.plan_files import default_plans
 from shared.projection.manual import record_fact
 from shared.projection.projector import project_many
 from shared.storage.onboardings import OnboardingRepository

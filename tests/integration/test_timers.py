@@ -13,7 +13,7 @@ from services.milestones.timers import fire_due, run_timers
 from shared.bus import topics
 from shared.bus.memory import MemoryBus
 from shared.domain.facts import OnboardingRegistered
-from shared.domain.plan_loader import default_plans
+from shared.plan_files import default_plans
 from shared.projection.manual import record_fact
 from shared.storage.projections import ProjectionRepository
 

@@ -29,8 +29,8 @@ from shared.bus.memory import MemoryBus
 from shared.bus.messages import FactsNotice
 from shared.config import load_settings, sqlite_dsn
 from shared.domain.facts import OnboardingRegistered
-from shared.domain.plan_loader import default_plans
 from shared.domain.transitions import EscalationOpened
+from shared.plan_files import default_plans
 from shared.projection.manual import record_fact
 from shared.projection.publisher import relay_outbox
 from shared.storage.onboardings import OnboardingRepository

@@ -15,8 +15,8 @@ from shared.domain.facts import (
     OnboardingRegistered,
     OnboardingResumed,
 )
-from shared.domain.plan_loader import default_plans
 from shared.domain.plans import Plan
+from shared.plan_files import default_plans
 
 SIGNED = datetime(2026, 1, 1, 9, 0, tzinfo=UTC)  # a Thursday
 ACCOUNT = "acme"

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from shared.domain.lint import lint
-from shared.domain.plan_loader import PlanError, default_plans, load_plan_text, load_plans
+from shared.domain.plan_loader import PlanError, load_plan_text
+from shared.plan_files import default_plans, load_plans
 
 VALID = """\
 key: tiny

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 from firstvalue.plans_diff import DiffReport, compare
 from shared.domain.evaluate import evaluate
 from shared.domain.facts import OnboardingRegistered
-from shared.domain.plan_loader import default_plans
 from shared.domain.state import OnboardingState
+from shared.plan_files import default_plans
 
 SIGNED = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 PLANS = default_plans()

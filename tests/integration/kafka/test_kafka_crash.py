@@ -17,7 +17,7 @@ import orjson
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.bus import topics
-from shared.domain.plan_loader import default_plans
+from shared.plan_files import default_plans
 
 from .conftest import BusFactory
 from .harness import count, drained, eventually, produce, read_topic, snapshot, stored_ids

@@ -7,7 +7,7 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.ingest.consumer import IngestResult
-from shared.domain.plan_loader import default_plans
+from shared.plan_files import default_plans
 
 from .conftest import BusFactory
 from .harness import drained, ingesting, produce, snapshot

@@ -11,8 +11,8 @@ from shared.analytics.registration import onboarding_id_for
 from shared.bus import topics
 from shared.domain import codec
 from shared.domain.evaluate import evaluate
-from shared.domain.plan_loader import default_plans
 from shared.domain.state import OnboardingState
+from shared.plan_files import default_plans
 from shared.storage.onboardings import OnboardingRepository
 from shared.storage.projections import ProjectionRepository
 

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.ingest.consumer import IngestResult
 from shared.bus import topics
 from shared.bus.kafka import KafkaBus
-from shared.domain.plan_loader import default_plans
+from shared.plan_files import default_plans
 
 from .conftest import BusFactory
 from .harness import drained, eventually, ingesting, produce, snapshot, stored_ids

@@ -27,9 +27,9 @@ from shared.bus.kafka import KafkaBus
 from shared.bus.messages import FactsNotice
 from shared.domain.evaluate import evaluate
 from shared.domain.facts import EventObserved, OnboardingRegistered
-from shared.domain.plan_loader import default_plans
 from shared.domain.state import OnboardingState
 from shared.domain.transitions import ESCALATION_TRANSITIONS, transitions
+from shared.plan_files import default_plans
 from shared.projection.manual import CommandFact, record_fact
 from shared.projection.publisher import relay_outbox
 from shared.storage import create_engine, create_sessionmaker
