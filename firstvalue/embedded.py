@@ -31,9 +31,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from firstvalue import demo_data
 from services.api.app import configured_plans, create_app
 from services.ingest.consumer import IngestOptions, run_ingest
-from services.milestones.consumer import run_milestones
-from services.milestones.timers import run_timers
-from services.milestones.webhooks_worker import WebhookOptions, run_webhooks
+from services.milestones.service import run_service
+from services.milestones.webhooks_worker import WebhookOptions
 from shared.analytics.normalize import partition_key
 from shared.bus import topics
 from shared.bus.memory import MemoryBus
@@ -195,15 +194,17 @@ async def start_pipeline(
             run_ingest(bus, sessionmaker, IngestOptions.from_settings(settings, plans)),
             name="ingest",
         ),
-        asyncio.create_task(run_milestones(bus, sessionmaker, plans), name="milestones"),
-        asyncio.create_task(
-            run_timers(sessionmaker, bus, plans, interval_seconds=settings.timer_interval_seconds),
-            name="timers",
+        asyncio.create_task(  # the facts consumer, the timers and the webhook worker
+            run_service(
+                bus,
+                sessionmaker,
+                plans,
+                interval_seconds=settings.timer_interval_seconds,
+                webhooks=WebhookOptions.from_settings(settings),
+            ),
+            name="milestones",
         ),
     ]
-    hooks = WebhookOptions.from_settings(settings)
-    if hooks is not None:
-        tasks.append(asyncio.create_task(run_webhooks(bus, sessionmaker, hooks), name="webhooks"))
     try:
         yield Pipeline(settings, bus, sessionmaker, plans, tasks)
     finally:

@@ -20,9 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.api.app import configured_plans
 from services.ingest.consumer import IngestOptions, run_ingest
-from services.milestones.consumer import run_milestones
-from services.milestones.timers import run_timers
-from services.milestones.webhooks_worker import WebhookOptions, run_webhooks
+from services.milestones.service import run_service
+from services.milestones.webhooks_worker import WebhookOptions
 from shared.bus import topics
 from shared.bus.bus import Bus
 from shared.bus.factory import create_bus
@@ -86,28 +85,17 @@ async def milestones(settings: Settings, *, bus: Bus | None = None) -> None:
     _log_to_stderr()
     plans = configured_plans(settings)
     async with _resources(settings, "milestones", bus) as (bus, sessionmaker):
-
-        async def both() -> None:
-            async with asyncio.TaskGroup() as tg:
-                consumer = tg.create_task(run_milestones(bus, sessionmaker, plans))
-                timers = tg.create_task(
-                    run_timers(
-                        sessionmaker, bus, plans, interval_seconds=settings.timer_interval_seconds
-                    )
-                )
-                hooks = WebhookOptions.from_settings(settings)
-                webhooks = (  # its own consumer group: never holds up the consumer
-                    tg.create_task(run_webhooks(bus, sessionmaker, hooks)) if hooks else None
-                )
-                await consumer  # returns once the bus stops; the timers have no batch in hand
-                timers.cancel()
-                if webhooks is not None:  # a batch cut short is redelivered, deduplicated
-                    webhooks.cancel()
-
         lag = BusMetrics(bus, [(topics.FACTS, "milestones")])
         port = settings.milestones_metrics_port
         async with metrics_server(settings.metrics_host, port, [lag.refresh]):
-            await _until_cancelled(bus, both())
+            service = run_service(
+                bus,
+                sessionmaker,
+                plans,
+                interval_seconds=settings.timer_interval_seconds,
+                webhooks=WebhookOptions.from_settings(settings),
+            )
+            await _until_cancelled(bus, service)
 
 
 def _log_to_stderr() -> None:

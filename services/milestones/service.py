@@ -1,5 +1,6 @@
-"""One milestones service instance: the ``onboarding.facts`` consumer and the timer loop side
-by side, on one bus and one database, with one injectable clock.
+"""One milestones service instance (``firstvalue milestones``): the ``onboarding.facts``
+consumer, the timer loop and the optional webhook worker side by side, on one bus and one
+database, with one injectable clock.
 
 Run as many instances as needed: the consumer group splits the facts partitions between
 them, timer pages are claimed with ``SKIP LOCKED``, projections of one onboarding serialise
@@ -16,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.milestones.consumer import run_milestones
 from services.milestones.timers import run_timers
+from services.milestones.webhooks_worker import WebhookOptions, run_webhooks
 from shared.bus.bus import Bus
 from shared.domain.plans import Plan
 
@@ -28,15 +30,24 @@ async def run_service(
     interval_seconds: float,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     group: str = "milestones",
+    webhooks: WebhookOptions | None = None,
 ) -> None:
-    """Consume facts and fire timers until cancelled or the bus stops (then the timers stop
-    too: they hold no batch)."""
+    """Consume facts, fire timers and (with ``webhooks``) deliver webhooks until cancelled
+    or the bus stops; then the timers and the webhook worker stop too (the timers hold no
+    batch; a webhook batch cut short is redelivered and deduplicated)."""
     async with asyncio.TaskGroup() as tg:
         consumer = tg.create_task(
             run_milestones(bus, sessionmaker, plans, clock=clock, group=group)
         )
-        timers = tg.create_task(
-            run_timers(sessionmaker, bus, plans, interval_seconds=interval_seconds, clock=clock)
-        )
+        helpers = [
+            tg.create_task(
+                run_timers(
+                    sessionmaker, bus, plans, interval_seconds=interval_seconds, clock=clock
+                )
+            )
+        ]
+        if webhooks is not None:  # its own consumer group: never holds up the consumer
+            helpers.append(tg.create_task(run_webhooks(bus, sessionmaker, webhooks)))
         await consumer
-        timers.cancel()
+        for helper in helpers:
+            helper.cancel()
