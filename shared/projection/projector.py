@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.bus import topics
 from shared.domain.codec import state_to_dict
@@ -130,22 +130,3 @@ async def project_accounts(
     """Project every onboarding of these accounts."""
     ids = await OnboardingRepository(session).ids_for_accounts(account_ids)
     return await project_many(session, plans, ids, now)
-
-
-async def replay(
-    sessionmaker: async_sessionmaker[AsyncSession],
-    plans: Mapping[str, Plan],
-    now: datetime,
-    *,
-    batch_size: int = 200,
-) -> int:
-    """Re-project every onboarding (e.g. after a plan change), one transaction per page."""
-    after: str | None = None
-    count = 0
-    while True:
-        async with sessionmaker() as session, session.begin():
-            ids = await OnboardingRepository(session).ids(after, batch_size)
-            count += len(await project_many(session, plans, ids, now))
-        if len(ids) < batch_size:
-            return count
-        after = ids[-1]

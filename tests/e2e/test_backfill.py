@@ -29,6 +29,7 @@ from firstvalue.backfill import BackfillError, Counts, Observer, Summary, backfi
 from firstvalue.backfill_checkpoint import Checkpoint, CheckpointError
 from firstvalue.cli import app
 from firstvalue.demo_data import DemoHistory, generate
+from firstvalue.replay import replay_all
 from services.ingest.consumer import IngestOptions, run_ingest
 from services.milestones.consumer import run_milestones
 from shared.analytics.normalize import partition_key
@@ -37,7 +38,6 @@ from shared.bus.memory import MemoryBus
 from shared.domain.plans import Plan
 from shared.plan_files import default_plans
 from shared.projection.manual import record_fact
-from shared.projection.projector import replay
 from shared.storage import migrate
 from shared.storage.engine import create_engine, create_sessionmaker
 from shared.storage.events import EventRepository
@@ -298,7 +298,7 @@ async def test_cli_killed_with_sigkill_resumes_and_ends_equal(
             ids = set((await session.execute(text("SELECT id FROM events"))).scalars())
         assert ids == {m["messageId"] for m in history.messages if m["type"] == "track"}
         await record_manual_facts(db, history)
-        await replay(db.sessions, PLANS, NOW)  # the CLI projected as of the real now
+        await replay_all(db.sessions, PLANS, NOW)  # the CLI projected as of the real now
         backfilled = await states(db)
     expected = await live_states("sqlite", "segment", history, tmp_path)
     assert not checkpoint.exists()

@@ -9,13 +9,13 @@ from typing import Any
 import orjson
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from firstvalue.replay import replay_all
 from shared.analytics.normalize import partition_key, split_segment_batch
 from shared.analytics.registration import onboarding_id_for
 from shared.bus import topics
 from shared.bus.memory import MemoryBus
 from shared.bus.messages import FactsNotice
 from shared.plan_files import default_plans
-from shared.projection.projector import replay
 from shared.storage.outbox import OutboxRepository
 from shared.storage.projections import ProjectionFilter, ProjectionRepository
 
@@ -149,11 +149,11 @@ async def test_replay_re_derives_every_onboarding_without_announcing_anything_tw
     async with running_pipeline(bus, sessions, PLANS, NOW):
         await publish_batch(bus, segment_batch(), received_at=SIGNED + timedelta(days=3))
         await drained(bus)
-    assert await replay(sessions, PLANS, NOW, batch_size=1) == 1
+    assert await replay_all(sessions, PLANS, NOW) == 1
     async with sessions() as session:
         assert await OutboxRepository(session).unsent_count() == 0
     later = NOW + timedelta(days=20)  # the same facts, judged later: escalations open
-    assert await replay(sessions, PLANS, later) == 1
+    assert await replay_all(sessions, PLANS, later) == 1
     async with sessions() as session:
         state = await ProjectionRepository(session).state(onboarding_id_for("acme", "smb"))
         assert await OutboxRepository(session).unsent_count() > 0
