@@ -18,6 +18,14 @@ Tier = Literal["healthy", "at_risk", "critical"]
 Status = Literal["onboarding", "onboarded", "paused"]
 StageState = Literal["pending", "active", "exited"]
 EscalationState = Literal["open", "raised", "resolved"]
+
+
+def escalation_state(resolved_at: datetime | None, raised_from: int | None) -> EscalationState:
+    """``resolved`` once resolved, else ``raised`` when it raised the ladder (it did not
+    open it), else ``open``."""
+    if resolved_at is not None:
+        return "resolved"
+    return "raised" if raised_from is not None else "open"
 LadderState = Literal["none", "open", "raised", "resolved"]
 
 
@@ -122,9 +130,7 @@ class EscalationStatus:
 
     @property
     def state(self) -> EscalationState:
-        if self.resolved_at is not None:
-            return "resolved"
-        return "raised" if self.raised_from is not None else "open"
+        return escalation_state(self.resolved_at, self.raised_from)
 
 
 @dataclass(frozen=True)

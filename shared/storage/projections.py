@@ -21,7 +21,7 @@ from sqlalchemy import ColumnElement, and_, delete, false, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.domain import codec
-from shared.domain.state import OnboardingState
+from shared.domain.state import EscalationState, OnboardingState, escalation_state
 from shared.storage import dialect
 from shared.storage.account_events import IDS_PER_QUERY
 from shared.storage.tables import EscalationRecord, OnboardingRecord, ProjectionRecord
@@ -98,11 +98,9 @@ class EscalationRow:
     resolution: str | None = None  # why it resolved
 
     @property
-    def state(self) -> str:
+    def state(self) -> EscalationState:
         """``open``, ``raised`` (it raised the ladder and is still open) or ``resolved``."""
-        if self.resolved_at is not None:
-            return "resolved"
-        return "raised" if self.raised_from is not None else "open"
+        return escalation_state(self.resolved_at, self.raised_from)
 
 
 @dataclass(frozen=True)
