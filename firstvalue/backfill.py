@@ -29,13 +29,19 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from firstvalue.backfill_checkpoint import Checkpoint, CheckpointError, Counts, FileState
 from firstvalue.ndjson import MAX_LINE_BYTES, ExportFile, Line, fingerprint
 from services.api.app import configured_plans
-from services.ingest.consumer import IngestOptions, IngestResult, Rejected, ingest_messages
+from services.ingest.consumer import (
+    STORAGE_ERRORS,
+    IngestOptions,
+    IngestResult,
+    Rejected,
+    ingest_messages,
+    one_by_one,
+)
 from shared.analytics.event import SOURCE_MARKER
 from shared.bus.bus import Bus
 from shared.bus.factory import create_bus
@@ -277,20 +283,21 @@ class _Job:
         try:
             async with self.sessionmaker() as session, session.begin():
                 return await ingest_messages(session, items, self.options, received_at=now)
-        except (IntegrityError, DataError):
+        except STORAGE_ERRORS:
             log.exception("a batch failed to store; retrying its lines one by one")
-        result, failures = IngestResult(), []
-        for index, item in enumerate(items):
-            try:
-                async with self.sessionmaker() as session, session.begin():
-                    one = await ingest_messages(session, [item], self.options, received_at=now)
-            except (IntegrityError, DataError) as error:
-                failures.append(Rejected(index, "storage_error", str(error)))
-                continue
+
+        async def ingest_alone(item: Mapping[str, Any] | bytes) -> IngestResult:
+            async with self.sessionmaker() as session, session.begin():
+                return await ingest_messages(session, [item], self.options, received_at=now)
+
+        try:
+            stored, refused = await one_by_one(items, ingest_alone)
+        except STORAGE_ERRORS as error:
+            raise BackfillError(f"the database refuses every line: {error}") from error
+        result = IngestResult()
+        for index, one in stored:
             _merge(result, one, index)
-        if failures and len(failures) == len(items):
-            raise BackfillError(f"the database refuses every line: {failures[0].error}")
-        result.rejected.extend(failures)
+        result.rejected.extend(Rejected(i, "storage_error", str(e)) for i, e in refused)
         return result
 
     def _write_rejects(self, path: Path, rejects: list[tuple[int, str, str, bytes]]) -> int:

@@ -12,10 +12,10 @@ import contextlib
 import gc
 import logging
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from sqlalchemy.exc import DataError, IntegrityError
@@ -39,6 +39,9 @@ from shared.config import Settings
 from shared.domain.plans import Plan
 from shared.observability.metrics import record_decoded, record_stored
 
+T = TypeVar("T")
+R = TypeVar("R")
+STORAGE_ERRORS = (IntegrityError, DataError)  # the database refused the data, not the link
 log = logging.getLogger(__name__)
 BATCH_RECORDS = 5000  # records per batch: larger batches amortise each transaction's trips
 GC_YOUNG_THRESHOLD = 50_000  # allocations between young-generation collections, consuming
@@ -213,7 +216,7 @@ async def store_batch(
     try:
         async with sessionmaker() as session, session.begin():
             result.add(await _store(session, events, options, now))
-    except (IntegrityError, DataError):
+    except STORAGE_ERRORS:
         log.exception("batch failed to store; retrying its records one by one")
         await _store_one_by_one(decoded.good, sessionmaker, options, now, result, decoded.dead)
     return result
@@ -258,6 +261,25 @@ async def handle_batch(
     return await apply_batch(decoded, bus, sessionmaker, options, now=now or datetime.now(UTC))
 
 
+async def one_by_one(
+    units: Sequence[T], store: Callable[[T], Awaitable[R]]
+) -> tuple[list[tuple[int, R]], list[tuple[int, Exception]]]:
+    """After a batch's transaction was refused, each unit in a transaction of its own, so the
+    one the database refuses (a poison record) is isolated instead of stalling the batch.
+    Returns the stored units' results and the refused units' errors, by index; raises the
+    first error when every unit is refused (a broken database, not a poison record)."""
+    stored: list[tuple[int, R]] = []
+    refused: list[tuple[int, Exception]] = []
+    for index, unit in enumerate(units):
+        try:
+            stored.append((index, await store(unit)))
+        except STORAGE_ERRORS as error:
+            refused.append((index, error))
+    if refused and len(refused) == len(units):
+        raise refused[0][1]
+    return stored, refused
+
+
 async def _store_one_by_one(
     good: Sequence[tuple[Message, Sequence[NormalizedEvent]]],
     sessionmaker: async_sessionmaker[AsyncSession],
@@ -266,17 +288,15 @@ async def _store_one_by_one(
     result: IngestResult,
     dead: list[DeadLetter],
 ) -> None:
-    """Isolate the record the database refuses (a poison message) instead of stalling."""
-    failures: list[tuple[Message, Exception]] = []
-    for message, events in good:
-        try:
-            async with sessionmaker() as session, session.begin():
-                result.add(await _store(session, events, options, now))
-        except (IntegrityError, DataError) as error:
-            failures.append((message, error))
-    if failures and len(failures) == len(good):
-        raise failures[0][1]  # every record fails: not a poison message, a broken database
-    for message, failure in failures:
+    async def store_alone(record: tuple[Message, Sequence[NormalizedEvent]]) -> Stored:
+        async with sessionmaker() as session, session.begin():
+            return await _store(session, record[1], options, now)
+
+    stored, refused = await one_by_one(good, store_alone)
+    for _, one in stored:
+        result.add(one)
+    for index, failure in refused:
+        message = good[index][0]
         dead.append((message, "storage_error", str(failure), None))
         result.rejected.append(Rejected(message.offset, "storage_error", str(failure)))
 

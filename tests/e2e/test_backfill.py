@@ -362,3 +362,41 @@ async def test_a_changed_file_is_not_resumed_without_restart(
         assert summary.resumed == {} and summary.totals.lines == 400
         with pytest.raises(BackfillError, match="no such file"):
             await backfill([tmp_path / "missing.ndjson"], db.sessions, PLANS, OPTIONS)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+async def test_a_line_the_database_refuses_is_rejected_alone(backend: str, tmp_path: Path) -> None:
+    """A line that passes every check yet breaks the insert is set aside as a
+    ``storage_error`` with the rest of its batch stored; a batch of nothing else stops the
+    backfill (a broken database, not a poison line)."""
+    lines = [
+        {"type": "track", "messageId": f"m{n}", "userId": "u1", "event": "Logged In",
+         "context": {"groupId": "acme"}, "timestamp": NOW.isoformat()}
+        for n in range(3)
+    ]  # fmt: skip
+    export = write_export(tmp_path / "export.ndjson", lines)
+    async with database(backend, tmp_path) as db:
+        async with db.sessions() as session, session.begin():
+            if backend == "sqlite":
+                await session.execute(text(
+                    "CREATE TRIGGER poison BEFORE INSERT ON events WHEN NEW.id = 'm1' "
+                    "BEGIN SELECT RAISE(ABORT, 'poison'); END"
+                ))  # fmt: skip
+            else:
+                await session.execute(
+                    text("ALTER TABLE events ADD CONSTRAINT poison CHECK (id <> 'm1')")
+                )
+        summary = await backfill([export], db.sessions, PLANS, OPTIONS, clock=lambda: NOW)
+        assert (summary.totals.accepted, summary.totals.rejected) == (2, 1)
+        async with db.sessions() as session:
+            stored = {e.id for e in await EventRepository(session).for_account("acme")}
+        assert stored == {"m0", "m2"}
+        rejected = [
+            orjson.loads(line)
+            for line in (tmp_path / "export.ndjson.rejected.ndjson").read_bytes().splitlines()
+        ]
+        assert [(r["line"], r["reason"]) for r in rejected] == [(2, "storage_error")]
+
+        only_poison = write_export(tmp_path / "poison.ndjson", [{**lines[1]}])
+        with pytest.raises(BackfillError, match="refuses every line"):
+            await backfill([only_poison], db.sessions, PLANS, OPTIONS, clock=lambda: NOW)

@@ -7,6 +7,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.ingest.consumer import IngestOptions, handle_batch, ingest_messages, run_ingest
@@ -252,3 +255,62 @@ async def test_a_batch_whose_transaction_fails_is_redelivered_after_a_back_off(
     assert calls == 2
     async with sessions() as session:
         assert [e.id for e in await EventRepository(session).for_account("acme")] == ["m1"]
+
+
+async def refuse_event_id(sessions: async_sessionmaker[AsyncSession], event_id: str) -> None:
+    """Make the database itself refuse one event row (a record that passes every check of
+    ours yet breaks the insert: a poison message)."""
+    async with sessions() as session, session.begin():
+        if session.get_bind().dialect.name == "postgresql":
+            await session.execute(
+                text(f"ALTER TABLE events ADD CONSTRAINT poison CHECK (id <> '{event_id}')")
+            )
+        else:
+            await session.execute(
+                text(
+                    f"CREATE TRIGGER poison BEFORE INSERT ON events WHEN NEW.id = '{event_id}' "
+                    "BEGIN SELECT RAISE(ABORT, 'poison'); END"
+                )
+            )
+
+
+async def test_a_record_the_database_refuses_is_dead_lettered_alone(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    await refuse_event_id(sessions, "poison-1")
+    bus = MemoryBus()
+    records = [
+        track("m1", "u1", "Logged In", NOW, account_id="acme"),
+        track("poison-1", "u1", "Logged In", NOW, account_id="acme"),
+        track("m2", "u2", "Logged In", NOW, account_id="acme"),
+    ]
+    await bus.publish_many(topics.EVENTS, [("acme", orjson.dumps(r)) for r in records])
+    async with bus.subscribe(topics.EVENTS, "ingest") as subscription:
+        batch = await anext(aiter(subscription))
+        result = await handle_batch(batch, bus, sessions, OPTIONS, now=NOW)
+
+    dead = [orjson.loads(m.value) for m in bus.messages(topics.EVENTS_DLQ)]
+    assert [(d["reason"], d["offset"]) for d in dead] == [("storage_error", 1)]
+    assert orjson.loads(dead[0]["original"])["messageId"] == "poison-1"
+    assert result.accepted == 2
+    async with sessions() as session:
+        stored = {e.id for e in await EventRepository(session).for_account("acme")}
+    assert stored == {"m1", "m2"}
+    assert await bus.lag(topics.EVENTS, "ingest") == 0
+
+
+async def test_a_batch_the_database_refuses_entirely_is_not_committed(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    """Every record refused is a broken database, not a poison message: the batch fails and
+    stays uncommitted, to be redelivered, instead of dead-lettering everything."""
+    await refuse_event_id(sessions, "poison-1")
+    bus = MemoryBus()
+    poison = track("poison-1", "u1", "Logged In", NOW, account_id="acme")
+    await bus.publish(topics.EVENTS, "acme", orjson.dumps(poison))
+    async with bus.subscribe(topics.EVENTS, "ingest") as subscription:
+        batch = await anext(aiter(subscription))
+        with pytest.raises(IntegrityError):
+            await handle_batch(batch, bus, sessions, OPTIONS, now=NOW)
+    assert bus.messages(topics.EVENTS_DLQ) == []
+    assert await bus.lag(topics.EVENTS, "ingest") == 1
