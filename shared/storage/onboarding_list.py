@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -21,8 +22,8 @@ from shared.storage.projections import (
     OnboardingSummary,
     ProjectionFilter,
     after_list_cursor,
-    encode_cursor,
     filter_conditions,
+    keyset_page,
 )
 from shared.storage.tables import ProjectionRecord
 
@@ -53,9 +54,9 @@ class OnboardingListRepository:
             stmt = stmt.where(after_list_cursor(cursor))
         stmt = stmt.order_by(*LIST_ORDER).limit(limit + 1)
         rows = [row._asdict() for row in await self._session.execute(stmt)]
-        items, more = rows[:limit], len(rows) > limit
-        last = items[-1] if more else None
-        return ListPage(
-            items=items,
-            next_cursor=encode_cursor(last["signed_at"], last["onboarding_id"]) if last else None,
-        )
+        items, next_cursor = keyset_page(rows, limit, _list_key)
+        return ListPage(items=items, next_cursor=next_cursor)
+
+
+def _list_key(row: dict[str, Any]) -> tuple[datetime, str]:
+    return row["signed_at"], row["onboarding_id"]

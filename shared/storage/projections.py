@@ -14,7 +14,7 @@ import types
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
+from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
 
 import orjson
 from sqlalchemy import ColumnElement, and_, delete, false, func, or_, select
@@ -25,6 +25,8 @@ from shared.domain.state import EscalationState, OnboardingState, escalation_sta
 from shared.storage import dialect
 from shared.storage.account_events import IDS_PER_QUERY
 from shared.storage.tables import EscalationRecord, OnboardingRecord, ProjectionRecord
+
+T = TypeVar("T")
 
 
 class InvalidCursor(ValueError):
@@ -173,6 +175,15 @@ def encode_cursor(*parts: Any) -> str:
     return base64.urlsafe_b64encode(orjson.dumps(values)).decode().rstrip("=")
 
 
+def keyset_page(
+    rows: Sequence[T], limit: int, key: Callable[[T], Sequence[Any]]
+) -> tuple[list[T], str | None]:
+    """A page of a keyset query that fetched ``limit + 1`` rows: the first ``limit``, and
+    the cursor after the last of them when the extra row says there is more."""
+    items = list(rows[:limit])
+    return items, encode_cursor(*key(items[-1])) if len(rows) > limit else None
+
+
 def decode_cursor(cursor: str, size: int) -> list[Any]:
     try:
         values = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
@@ -310,14 +321,9 @@ class ProjectionRepository:
         if cursor is not None:
             stmt = stmt.where(after_list_cursor(cursor))
         stmt = stmt.order_by(*LIST_ORDER).limit(limit + 1)
-        records = (await self._session.scalars(stmt)).all()
-        items = [_summary(r) for r in records[:limit]]
-        more = len(records) > limit
-        last = items[-1] if more else None
-        return ProjectionPage(
-            items=items,
-            next_cursor=encode_cursor(last.signed_at, last.onboarding_id) if last else None,
-        )
+        summaries = [_summary(r) for r in (await self._session.scalars(stmt)).all()]
+        items, next_cursor = keyset_page(summaries, limit, _list_key)
+        return ProjectionPage(items=items, next_cursor=next_cursor)
 
     async def all(self, filters: ProjectionFilter) -> builtins.list[OnboardingSummary]:
         """Every matching projection (reports compute distributions over them)."""
@@ -396,15 +402,17 @@ class ProjectionRepository:
             )
         stmt = stmt.order_by(e.fired_at.desc(), e.onboarding_id, e.rule_key).limit(limit + 1)
         records = (await self._session.scalars(stmt)).all()
-        items = [EscalationRow(**{k: getattr(r, k) for k in _ESCALATION_FIELDS}) for r in records]
-        page, more = items[:limit], len(items) > limit
-        last = page[-1] if more else None
-        return EscalationPage(
-            items=page,
-            next_cursor=(
-                encode_cursor(last.fired_at, last.onboarding_id, last.rule_key) if last else None
-            ),
-        )
+        rows = [EscalationRow(**{k: getattr(r, k) for k in _ESCALATION_FIELDS}) for r in records]
+        items, next_cursor = keyset_page(rows, limit, _escalation_key)
+        return EscalationPage(items=items, next_cursor=next_cursor)
+
+
+def _list_key(summary: OnboardingSummary) -> tuple[datetime, str]:
+    return summary.signed_at, summary.onboarding_id
+
+
+def _escalation_key(row: EscalationRow) -> tuple[datetime, str, str]:
+    return row.fired_at, row.onboarding_id, row.rule_key
 
 
 def _summary(record: ProjectionRecord) -> OnboardingSummary:
