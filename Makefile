@@ -30,6 +30,7 @@ test: dev-venv
 
 lint: dev-venv
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 # Informative: reports type errors without failing the build.
 typecheck: dev-venv

@@ -85,8 +85,9 @@ async def template_states() -> dict[str, list[dict[str, Any]]]:
     return by_plan
 
 
-def rows(count: int, templates: dict[str, list[dict[str, Any]]], now: datetime, seed: int = 7
-         ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+def rows(
+    count: int, templates: dict[str, list[dict[str, Any]]], now: datetime, seed: int = 7
+) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
     """(registrations, projections) records for COPY."""
     rng = random.Random(seed)
     plans = default_plans()
@@ -107,31 +108,84 @@ def rows(count: int, templates: dict[str, list[dict[str, Any]]], now: datetime, 
         state = dict(rng.choice(templates[plan.key]))
         state.update(onboarding_id=onboarding, account_id=account, csm=csm)
         health = rng.uniform(20, 100)
-        registrations.append((onboarding, registration_id(onboarding), account, plan.key,
-                              signed, csm, None, 10, f"Bench {n}", now))
-        projections.append((
-            onboarding, account, f"Bench {n}", plan.key, plan.version, plan.segment, csm,
-            "onboarded" if onboarded else "onboarding",
-            None if onboarded else rng.choice([s.key for s in plan.stages]),
-            signed, reached_at, ttfv, breach_level(ttfv if ttfv is not None else age, target),
-            round(health, 1), "healthy" if health >= 80 else "at_risk" if health >= 60
-            else "critical",
-            signed + timedelta(days=ttfv + 20) if onboarded and ttfv is not None else None,
-            ttfv is None and rng.random() < 0.05, 0, 0,
-            now + timedelta(hours=rng.uniform(1, 72)), now, orjson.dumps(state).decode(),
-        ))
+        registrations.append(
+            (
+                onboarding,
+                registration_id(onboarding),
+                account,
+                plan.key,
+                signed,
+                csm,
+                None,
+                10,
+                f"Bench {n}",
+                now,
+            )
+        )
+        projections.append(
+            (
+                onboarding,
+                account,
+                f"Bench {n}",
+                plan.key,
+                plan.version,
+                plan.segment,
+                csm,
+                "onboarded" if onboarded else "onboarding",
+                None if onboarded else rng.choice([s.key for s in plan.stages]),
+                signed,
+                reached_at,
+                ttfv,
+                breach_level(ttfv if ttfv is not None else age, target),
+                round(health, 1),
+                "healthy" if health >= 80 else "at_risk" if health >= 60 else "critical",
+                signed + timedelta(days=ttfv + 20) if onboarded and ttfv is not None else None,
+                ttfv is None and rng.random() < 0.05,
+                0,
+                0,
+                now + timedelta(hours=rng.uniform(1, 72)),
+                now,
+                orjson.dumps(state).decode(),
+            )
+        )
     return registrations, projections
 
 
 PROJECTION_COLUMNS = [
-    "onboarding_id", "account_id", "account_name", "plan_key", "plan_version", "segment", "csm",
-    "status", "current_stage", "signed_at", "first_value_at", "ttfv_days", "breach",
-    "health_score", "health_tier", "onboarded_at", "tasks_done_no_value", "open_escalations",
-    "max_escalation_level", "next_due_at", "updated_at", "state",
+    "onboarding_id",
+    "account_id",
+    "account_name",
+    "plan_key",
+    "plan_version",
+    "segment",
+    "csm",
+    "status",
+    "current_stage",
+    "signed_at",
+    "first_value_at",
+    "ttfv_days",
+    "breach",
+    "health_score",
+    "health_tier",
+    "onboarded_at",
+    "tasks_done_no_value",
+    "open_escalations",
+    "max_escalation_level",
+    "next_due_at",
+    "updated_at",
+    "state",
 ]
 REGISTRATION_COLUMNS = [
-    "onboarding_id", "fact_id", "account_id", "plan_key", "signed_at", "csm",
-    "champion_user_id", "licensed_seats", "account_name", "recorded_at",
+    "onboarding_id",
+    "fact_id",
+    "account_id",
+    "plan_key",
+    "signed_at",
+    "csm",
+    "champion_user_id",
+    "licensed_seats",
+    "account_name",
+    "recorded_at",
 ]
 
 
@@ -170,7 +224,9 @@ def serve(url: str, key: str, port: int) -> subprocess.Popen[bytes]:
     firstvalue = Path(sys.executable).with_name("firstvalue")
     return subprocess.Popen(
         [str(firstvalue), "api", "--port", str(port)],
-        env=environment, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
     )
 
 
@@ -191,14 +247,17 @@ def wait_ready(base: str, server: subprocess.Popen[bytes], deadline: float = 60.
 
 # --- the load generator: runs in its own process --------------------------------------
 
+
 def _paths(endpoint: str, ids: list[str], rng: random.Random) -> str:
     if endpoint == "list":
-        return rng.choice([
-            "/v1/onboardings?limit=50",
-            "/v1/onboardings?limit=50&segment=smb",
-            f"/v1/onboardings?limit=50&csm={rng.choice(CSMS).replace(' ', '%20')}",
-            "/v1/onboardings?limit=50&breach=severe",
-        ])
+        return rng.choice(
+            [
+                "/v1/onboardings?limit=50",
+                "/v1/onboardings?limit=50&segment=smb",
+                f"/v1/onboardings?limit=50&csm={rng.choice(CSMS).replace(' ', '%20')}",
+                "/v1/onboardings?limit=50&breach=severe",
+            ]
+        )
     if endpoint == "detail":
         return f"/v1/onboardings/{rng.choice(ids)}"
     return f"/v1/reports/ttfv?group_by={rng.choice(['segment', 'cohort', 'csm', 'plan'])}"
@@ -233,8 +292,9 @@ class Connection:
         self.writer.close()
 
 
-async def drive(base: str, key: str, endpoint: str, ids: list[str], seconds: float,
-                concurrency: int) -> dict[str, Any]:
+async def drive(
+    base: str, key: str, endpoint: str, ids: list[str], seconds: float, concurrency: int
+) -> dict[str, Any]:
     host, port = base.removeprefix("http://").split(":")
     latencies: list[float] = []
     errors = 0
@@ -274,13 +334,30 @@ async def drive(base: str, key: str, endpoint: str, ids: list[str], seconds: flo
     }
 
 
-def run_driver(base: str, key: str, endpoint: str, ids_file: Path, seconds: float,
-               concurrency: int) -> dict[str, Any]:
+def run_driver(
+    base: str, key: str, endpoint: str, ids_file: Path, seconds: float, concurrency: int
+) -> dict[str, Any]:
     """The load generator in a second process (its own interpreter and event loop)."""
     output = subprocess.run(
-        [sys.executable, __file__, "--drive", base, "--key", key, "--endpoint", endpoint,
-         "--ids", str(ids_file), "--seconds", str(seconds), "--concurrency", str(concurrency)],
-        check=True, capture_output=True, text=True,
+        [
+            sys.executable,
+            __file__,
+            "--drive",
+            base,
+            "--key",
+            key,
+            "--endpoint",
+            endpoint,
+            "--ids",
+            str(ids_file),
+            "--seconds",
+            str(seconds),
+            "--concurrency",
+            str(concurrency),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
     )
     result: dict[str, Any] = json.loads(output.stdout.strip().splitlines()[-1])
     return result
@@ -291,8 +368,10 @@ async def main(count: int, seconds: float) -> None:
     now = datetime.now(UTC)
     print(describe(await server_version(server_url)))
     templates = await template_states()
-    print(f"template states: {sum(len(v) for v in templates.values())} "
-          f"({', '.join(f'{k} {len(v)}' for k, v in sorted(templates.items()))})")
+    print(
+        f"template states: {sum(len(v) for v in templates.values())} "
+        f"({', '.join(f'{k} {len(v)}' for k, v in sorted(templates.items()))})"
+    )
     registrations, projections = rows(count, templates, now)
     async with fresh_database(server_url) as url:
         loaded = await bulk_load(url, registrations, projections)
@@ -307,18 +386,21 @@ async def main(count: int, seconds: float) -> None:
                 json.dump([p[0] for p in projections], ids_file)
             results = []
             for endpoint, concurrency in CONCURRENCY:
-                result = run_driver(base, key, endpoint, Path(ids_file.name), seconds,
-                                    concurrency)
+                result = run_driver(base, key, endpoint, Path(ids_file.name), seconds, concurrency)
                 results.append(result)
             os.unlink(ids_file.name)
         finally:
             server.terminate()
             server.wait(timeout=30)
-    print(f"\n{'endpoint':<8} {'conc':>4} {'requests':>9} {'errors':>6} {'p50 ms':>8} "
-          f"{'p99 ms':>8} {'max ms':>8} {'req/s':>8}")
+    print(
+        f"\n{'endpoint':<8} {'conc':>4} {'requests':>9} {'errors':>6} {'p50 ms':>8} "
+        f"{'p99 ms':>8} {'max ms':>8} {'req/s':>8}"
+    )
     for r in results:
-        print(f"{r['endpoint']:<8} {r['concurrency']:>4} {r['requests']:>9} {r['errors']:>6} "
-              f"{r['p50_ms']:>8.1f} {r['p99_ms']:>8.1f} {r['max_ms']:>8.1f} {r['rps']:>8.1f}")
+        print(
+            f"{r['endpoint']:<8} {r['concurrency']:>4} {r['requests']:>9} {r['errors']:>6} "
+            f"{r['p50_ms']:>8.1f} {r['p99_ms']:>8.1f} {r['max_ms']:>8.1f} {r['rps']:>8.1f}"
+        )
     by_name = {r["endpoint"]: r for r in results}
     for name, target in TARGETS_MS.items():
         verdict = "meets" if by_name[name]["p99_ms"] < target else "MISSES"

@@ -121,8 +121,11 @@ async def produce(bus: KafkaBus, records: Sequence[tuple[str | None, bytes]]) ->
 async def bare_consumer(servers: str, topic: str) -> AsyncIterator[AIOKafkaConsumer]:
     """An aiokafka consumer of every partition of ``topic`` from the start, no group."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=servers, group_id=None, enable_auto_commit=False,
-        auto_offset_reset="earliest", max_partition_fetch_bytes=4 * 1024 * 1024,
+        bootstrap_servers=servers,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_partition_fetch_bytes=4 * 1024 * 1024,
     )
     await consumer.start()
     try:
@@ -189,7 +192,9 @@ class ObservedSubscription:
         return self
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
         await self._inner.__aexit__(exc_type, exc, tb)
@@ -388,14 +393,19 @@ async def http_ingest(
     ]
     with tempfile.TemporaryFile() as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "firstvalue", "api"], env={**os.environ, **settings},
-            stdout=log, stderr=log,
+            [sys.executable, "-m", "firstvalue", "api"],
+            env={**os.environ, **settings},
+            stdout=log,
+            stderr=log,
         )
         try:
             limits = httpx.Limits(max_connections=connections)
-            async with EndOffsets(servers, topics.EVENTS) as offsets, httpx.AsyncClient(
-                base_url=f"http://127.0.0.1:{port}", limits=limits, timeout=60
-            ) as client:
+            async with (
+                EndOffsets(servers, topics.EVENTS) as offsets,
+                httpx.AsyncClient(
+                    base_url=f"http://127.0.0.1:{port}", limits=limits, timeout=60
+                ) as client,
+            ):
                 await _wait_ready(client, process)
                 await _post(client, orjson.dumps({"batch": [events[0]]}))  # warm-up
                 before = await offsets.total()
@@ -435,8 +445,16 @@ _FLOOR_INSERT = """
     FROM jsonb_array_elements(CAST($1::text AS jsonb)) AS batch(row)
     ON CONFLICT (id) DO NOTHING
 """
-_FLOOR_COLUMNS = ["id", "account_id", "user_id", "name", "occurred_at", "properties", "source",
-                  "recorded_at"]
+_FLOOR_COLUMNS = [
+    "id",
+    "account_id",
+    "user_id",
+    "name",
+    "occurred_at",
+    "properties",
+    "source",
+    "recorded_at",
+]
 
 
 async def floor_consumption(
@@ -457,9 +475,7 @@ async def floor_consumption(
         await conn.close()
 
 
-async def _floor(
-    consumer: AIOKafkaConsumer, conn: Any, expected: int, *, dedupe: bool
-) -> float:
+async def _floor(consumer: AIOKafkaConsumer, conn: Any, expected: int, *, dedupe: bool) -> float:
     """The floor's loop: fetch, read a few fields, store the previous batch meanwhile (the
     reading yields every ``FLOOR_SLICE`` records, or the insert would wait for it: measured
     0.17 of raw without, 0.19 with)."""
@@ -482,33 +498,51 @@ async def _floor(
                 if m.get("type") != "track":
                     continue
                 account = (m.get("context") or {}).get("groupId") or m["userId"]
-                rows.append((m["messageId"], account, m["userId"], m["event"],
-                             m["timestamp"], m.get("properties") or {}))
+                rows.append(
+                    (
+                        m["messageId"],
+                        account,
+                        m["userId"],
+                        m["event"],
+                        m["timestamp"],
+                        m.get("properties") or {},
+                    )
+                )
         if in_flight is not None:
             await in_flight
         if dedupe:
             payload = orjson.dumps(rows).decode()
             in_flight = asyncio.ensure_future(conn.execute(_FLOOR_INSERT, payload))
         else:
-            copied = [(i, a, u, n, datetime.fromisoformat(t), orjson.dumps(p).decode(),
-                       "segment", now) for i, a, u, n, t, p in rows]
-            in_flight = asyncio.ensure_future(conn.copy_records_to_table(
-                "events", records=copied, columns=_FLOOR_COLUMNS))
+            copied = [
+                (i, a, u, n, datetime.fromisoformat(t), orjson.dumps(p).decode(), "segment", now)
+                for i, a, u, n, t, p in rows
+            ]
+            in_flight = asyncio.ensure_future(
+                conn.copy_records_to_table("events", records=copied, columns=_FLOOR_COLUMNS)
+            )
     if in_flight is not None:
         await in_flight
     return count / (time.perf_counter() - started)
 
 
-async def postgres_reference(database_url: str, events: Sequence[dict[str, Any]]) -> tuple[
-    float, float
-]:
+async def postgres_reference(
+    database_url: str, events: Sequence[dict[str, Any]]
+) -> tuple[float, float]:
     """Rows/s of asyncpg ``executemany`` (ON CONFLICT DO NOTHING) and ``COPY`` of the same
     rows into a table shaped like ``events``: what PostgreSQL alone does on this machine."""
     now = datetime.now(UTC)
     rows = [
-        (m["messageId"], (m.get("context") or {}).get("groupId") or m.get("groupId") or "-",
-         m["userId"], m.get("event") or m["type"], datetime.fromisoformat(m["timestamp"]),
-         orjson.dumps(m.get("properties") or m.get("traits") or {}).decode(), "segment", now)
+        (
+            m["messageId"],
+            (m.get("context") or {}).get("groupId") or m.get("groupId") or "-",
+            m["userId"],
+            m.get("event") or m["type"],
+            datetime.fromisoformat(m["timestamp"]),
+            orjson.dumps(m.get("properties") or m.get("traits") or {}).decode(),
+            "segment",
+            now,
+        )
         for m in events
     ]
     conn = await asyncpg.connect(asyncpg_dsn(database_url))
@@ -522,7 +556,8 @@ async def postgres_reference(database_url: str, events: Sequence[dict[str, Any]]
         async with conn.transaction():
             await conn.executemany(
                 "INSERT INTO bench_events VALUES ($1, $2, $3, $4, $5, $6, $7, $8) "
-                "ON CONFLICT (id) DO NOTHING", rows,
+                "ON CONFLICT (id) DO NOTHING",
+                rows,
             )
         executemany = len(rows) / (time.perf_counter() - started)
         await conn.execute("TRUNCATE bench_events")
@@ -567,9 +602,12 @@ async def main(args: argparse.Namespace) -> Rates:
     events = demo_events(args.events, datetime.now(UTC))
     records = [(partition_key(m), orjson.dumps(m)) for m in events]
     size = sum(len(v) for _, v in records) / len(records)
-    print(f"workload: {len(events):,} demo events ({size:.0f} bytes on average, "
-          f"{sum(m['type'] == 'track' for m in events):,} track calls), "
-          f"{PARTITIONS} partitions", flush=True)
+    print(
+        f"workload: {len(events):,} demo events ({size:.0f} bytes on average, "
+        f"{sum(m['type'] == 'track' for m in events):,} track calls), "
+        f"{PARTITIONS} partitions",
+        flush=True,
+    )
     # As `firstvalue ingest` does after start-up: long-lived objects (here the workload)
     # leave the garbage collector's passes, which would otherwise rescan them per batch.
     gc.freeze()
@@ -590,8 +628,11 @@ async def main(args: argparse.Namespace) -> Rates:
     async with fresh_database(postgres) as url:
         rates.end_to_end = await end_to_end(servers, prefix, url, len(events))
         rates.stored = await stored_events(url)
-        print(f"  (b) end to end    {rates.end_to_end:>10,.0f} events/s "
-              f"({rates.stored:,} events stored)", flush=True)
+        print(
+            f"  (b) end to end    {rates.end_to_end:>10,.0f} events/s "
+            f"({rates.stored:,} events stored)",
+            flush=True,
+        )
     for dedupe in (True, False):
         async with fresh_database(postgres) as bare:
             rate = await floor_consumption(
@@ -601,8 +642,10 @@ async def main(args: argparse.Namespace) -> Rates:
             rates.floor = rate
         else:
             rates.floor_copy = rate
-        print(f"  (d) floor, {'ON CONFLICT' if dedupe else 'COPY':<11} {rate:>10,.0f} events/s",
-              flush=True)
+        print(
+            f"  (d) floor, {'ON CONFLICT' if dedupe else 'COPY':<11} {rate:>10,.0f} events/s",
+            flush=True,
+        )
     async with fresh_database(postgres) as url:
         if args.processes > 1:
             async with fresh_database(postgres) as scaled:
@@ -610,8 +653,11 @@ async def main(args: argparse.Namespace) -> Rates:
                 rates.scale_out = await scale_out(
                     servers, prefix, scaled, len(events), args.processes
                 )
-                print(f"  (b') {args.processes} processes {rates.scale_out:>10,.0f} events/s "
-                      f"({await stored_events(scaled):,} events stored)", flush=True)
+                print(
+                    f"  (b') {args.processes} processes {rates.scale_out:>10,.0f} events/s "
+                    f"({await stored_events(scaled):,} events stored)",
+                    flush=True,
+                )
         http_events = events[: args.http_events]
         rates.http_events = len(http_events)
         rates.http = await http_ingest(servers, url, http_events, args.connections)
@@ -628,14 +674,23 @@ def report(rates: Rates, args: argparse.Namespace) -> None:
         ("(a) raw aiokafka getmany, no processing", rates.raw, "events/s"),
         ("(b) end to end: Kafka -> facts in PostgreSQL", rates.end_to_end, "events/s"),
         *(
-            [(f"(b') end to end, {rates.processes} ingest processes, one group",
-              rates.scale_out, "events/s")]
-            if rates.processes else []
+            [
+                (
+                    f"(b') end to end, {rates.processes} ingest processes, one group",
+                    rates.scale_out,
+                    "events/s",
+                )
+            ]
+            if rates.processes
+            else []
         ),
         ("(d) floor: getmany, loads, ON CONFLICT insert", rates.floor, "events/s"),
         ("(d) floor with COPY instead (no dedupe)", rates.floor_copy, "events/s"),
-        (f"(c) HTTP /v1/batch of {HTTP_BATCH}, {args.connections} connections", rates.http,
-         f"events/s ({rates.http_events:,} events)"),
+        (
+            f"(c) HTTP /v1/batch of {HTTP_BATCH}, {args.connections} connections",
+            rates.http,
+            f"events/s ({rates.http_events:,} events)",
+        ),
         ("firstvalue decode alone (no I/O), one core", rates.decode, "events/s"),
         ("PostgreSQL executemany ON CONFLICT", rates.executemany, "rows/s"),
         ("PostgreSQL COPY", rates.copy, "rows/s"),
@@ -643,26 +698,44 @@ def report(rates: Rates, args: argparse.Namespace) -> None:
     print(f"\nfirstvalue ingest bench: {rates.events:,} events (load average now: {_load()})")
     for label, value, unit in rows:
         print(f"  {label:<46} {value:>10,.0f} {unit}")
-    print(f"  ratio end to end / raw = {ratio:.2f}: {verdict} the target {TARGET_RATIO:.2f} "
-          f"(end to end / COPY = {rates.end_to_end / rates.copy:.2f})")
-    print(f"  floor / raw = {rates.floor / rates.raw:.2f} with the dedupe the design needs, "
-          f"{rates.floor_copy / rates.raw:.2f} by COPY; end to end / floor = "
-          f"{rates.end_to_end / rates.floor:.2f}")
+    print(
+        f"  ratio end to end / raw = {ratio:.2f}: {verdict} the target {TARGET_RATIO:.2f} "
+        f"(end to end / COPY = {rates.end_to_end / rates.copy:.2f})"
+    )
+    print(
+        f"  floor / raw = {rates.floor / rates.raw:.2f} with the dedupe the design needs, "
+        f"{rates.floor_copy / rates.raw:.2f} by COPY; end to end / floor = "
+        f"{rates.end_to_end / rates.floor:.2f}"
+    )
     if rates.processes:
-        print(f"  scale-out, reported apart: {rates.processes} processes / raw = "
-              f"{rates.scale_out / rates.raw:.2f}")
+        print(
+            f"  scale-out, reported apart: {rates.processes} processes / raw = "
+            f"{rates.scale_out / rates.raw:.2f}"
+        )
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=200_000,
-                        help="events to produce (default 200,000: about a minute)")
-    parser.add_argument("--http-events", type=int, default=50_000,
-                        help="events to post to the HTTP ingest (default 50,000)")
+    parser.add_argument(
+        "--events",
+        type=int,
+        default=200_000,
+        help="events to produce (default 200,000: about a minute)",
+    )
+    parser.add_argument(
+        "--http-events",
+        type=int,
+        default=50_000,
+        help="events to post to the HTTP ingest (default 50,000)",
+    )
     parser.add_argument("--connections", type=int, default=4, help="HTTP client connections")
-    parser.add_argument("--processes", type=int, default=2,
-                        help="ingest processes in one group for the scale-out figure "
-                        "(reported apart from the single-process one; 1 skips it)")
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=2,
+        help="ingest processes in one group for the scale-out figure "
+        "(reported apart from the single-process one; 1 skips it)",
+    )
     return parser.parse_args(argv)
 
 

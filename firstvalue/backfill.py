@@ -53,8 +53,16 @@ from shared.storage.engine import create_engine, create_sessionmaker
 from shared.storage.identities import IdentityRepository
 
 __all__ = [
-    "FORMATS", "BackfillError", "Counts", "Observer", "RejectedLine", "Summary", "backfill",
-    "checkpoint_path", "rejected_path", "run",
+    "FORMATS",
+    "BackfillError",
+    "Counts",
+    "Observer",
+    "RejectedLine",
+    "Summary",
+    "backfill",
+    "checkpoint_path",
+    "rejected_path",
+    "run",
 ]
 
 log = logging.getLogger(__name__)
@@ -143,8 +151,15 @@ async def run(
             await bus.start()
             stack.push_async_callback(bus.stop)
         return await backfill(
-            paths, create_sessionmaker(engine), plans, IngestOptions.from_settings(settings, plans),
-            fmt=fmt, batch_size=batch_size, checkpoint=checkpoint, restart=restart, bus=bus,
+            paths,
+            create_sessionmaker(engine),
+            plans,
+            IngestOptions.from_settings(settings, plans),
+            fmt=fmt,
+            batch_size=batch_size,
+            checkpoint=checkpoint,
+            restart=restart,
+            bus=bus,
             observer=observer,
         )
     raise AssertionError("unreachable")  # pragma: no cover (mypy: the with block returns)

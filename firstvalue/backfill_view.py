@@ -48,7 +48,9 @@ class ProgressBar(Observer):
         return self
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
         self._progress.stop()
@@ -66,9 +68,7 @@ class ProgressBar(Observer):
         self._read[path] += counts.lines - counts.blank
         task = self._tasks[path]
         size = int(self._progress.tasks[task].total or 0)
-        self._progress.update(
-            task, completed=position, detail=self._detail(path, position, size)
-        )
+        self._progress.update(task, completed=position, detail=self._detail(path, position, size))
 
     def projecting(self, accounts: int) -> None:
         self._projection = self._progress.add_task(
@@ -82,15 +82,16 @@ class ProgressBar(Observer):
     def _detail(self, path: Path, position: int, size: int) -> str:
         elapsed = time.perf_counter() - self._started[path]
         rate = self._read[path] / elapsed if elapsed > 0 else 0.0
-        return (f"{position / MB:,.1f}/{size / MB:,.1f} MB · {self._lines[path]:,} lines · "
-                f"{rate:,.0f} events/s")
+        return (
+            f"{position / MB:,.1f}/{size / MB:,.1f} MB · {self._lines[path]:,} lines · "
+            f"{rate:,.0f} events/s"
+        )
 
 
 def print_summary(console: Console, summary: Summary) -> None:
     totals = summary.totals
     for path, line in summary.resumed.items():
-        console.print(f"Resumed {path} after line {line:,} (from the checkpoint).",
-                      highlight=False)
+        console.print(f"Resumed {path} after line {line:,} (from the checkpoint).", highlight=False)
     table = Table(show_header=False, box=None, pad_edge=False)
     table.add_column(justify="left")
     table.add_column(justify="right")
@@ -115,8 +116,11 @@ def print_summary(console: Console, summary: Summary) -> None:
         return
     console.print(f"[red]{totals.rejected:,} rejected[/red] (line: reason):", highlight=False)
     for sample in summary.samples:
-        console.print(f"  {sample.path}:{sample.line}: {sample.reason}: {sample.error}",
-                      highlight=False, soft_wrap=True)
+        console.print(
+            f"  {sample.path}:{sample.line}: {sample.reason}: {sample.error}",
+            highlight=False,
+            soft_wrap=True,
+        )
     if totals.rejected > len(summary.samples):
         console.print(f"  … and {totals.rejected - len(summary.samples):,} more", highlight=False)
     for path in summary.rejected_files:

@@ -124,9 +124,12 @@ def plans_check(
             errors.print(f"[red]FAIL[/red] {path}: {exc.strerror or exc}", highlight=False)
             failed = True
         else:
-            console.print(f"[green]OK[/green]   {path}: plan '{plan.key}' v{plan.version} "
-                          f"({len(plan.stages)} stages, {len(plan.milestones)} milestones)",
-                          highlight=False, soft_wrap=True)
+            console.print(
+                f"[green]OK[/green]   {path}: plan '{plan.key}' v{plan.version} "
+                f"({len(plan.stages)} stages, {len(plan.milestones)} milestones)",
+                highlight=False,
+                soft_wrap=True,
+            )
     if failed:
         raise typer.Exit(1)
 
@@ -150,7 +153,8 @@ def plans_diff_command(
     report = _run_on_database(
         settings,
         lambda sessions: _counted(
-            sessions, "Evaluating onboardings",
+            sessions,
+            "Evaluating onboardings",
             lambda tick: replay.diff_database(sessions, old_plans, new_plans, moment, tick),
         ),
     )
@@ -189,7 +193,8 @@ def replay_command(
 
     async def main(sessions: async_sessionmaker[AsyncSession]) -> tuple[int, int, int | None]:
         projected = await _counted(
-            sessions, "Replaying onboardings",
+            sessions,
+            "Replaying onboardings",
             lambda tick: replay.replay_all(sessions, plans, moment, tick, workers=workers),
         )
         total = await replay.count_onboardings(sessions)
@@ -206,11 +211,15 @@ def replay_command(
     versions = ", ".join(f"{p.key} v{p.version}" for p in plans.values())
     console.print(f"Replayed {projected} onboardings under {versions}.", highlight=False)
     if projected < total:
-        errors.print(f"[yellow]{total - projected} onboardings were not replayed: their plan "
-                     "is not among FIRSTVALUE_PLANS (named in the log above).[/yellow]")
+        errors.print(
+            f"[yellow]{total - projected} onboardings were not replayed: their plan "
+            "is not among FIRSTVALUE_PLANS (named in the log above).[/yellow]"
+        )
     if published is None:
-        console.print("No Kafka configured: the transitions wait in the outbox; the running "
-                      "service (`firstvalue run`) publishes them on its next timer tick.")
+        console.print(
+            "No Kafka configured: the transitions wait in the outbox; the running "
+            "service (`firstvalue run`) publishes them on its next timer tick."
+        )
     else:
         console.print(f"Published {published} transitions and escalations from the outbox.")
 
@@ -219,9 +228,7 @@ def replay_command(
 def prune_command(
     older_than_days: Annotated[
         float,
-        typer.Option(
-            min=1, help="Delete bookkeeping rows created more than this many days ago."
-        ),
+        typer.Option(min=1, help="Delete bookkeeping rows created more than this many days ago."),
     ] = 30.0,
 ) -> None:
     """Delete stored Idempotency-Key responses and settled (delivered or failed) webhook
@@ -280,8 +287,12 @@ def _run_on_database(
         return asyncio.run(main())
     except (DBAPIError, OSError) as exc:
         reason = getattr(exc, "orig", None) or exc
-        errors.print(f"[red]Database error:[/red] {reason}\n(is FIRSTVALUE_DATABASE_URL right, "
-                     "and migrated? `firstvalue migrate`)", highlight=False, soft_wrap=True)
+        errors.print(
+            f"[red]Database error:[/red] {reason}\n(is FIRSTVALUE_DATABASE_URL right, "
+            "and migrated? `firstvalue migrate`)",
+            highlight=False,
+            soft_wrap=True,
+        )
         raise typer.Exit(2) from exc
 
 
@@ -308,9 +319,12 @@ def _print_diff(report: DiffReport) -> None:
         escalations = [f"+ {e}" for e in d.escalations_added]
         escalations += [f"- {e}" for e in d.escalations_removed]
         table.add_row(
-            d.onboarding_id, d.account_name or d.account_id,
-            f"{d.plan_key} v{d.old_version}→v{d.new_version}", ", ".join(d.changed),
-            arrow(d.old_stage, d.new_stage), arrow(d.old_ttfv, d.new_ttfv),
+            d.onboarding_id,
+            d.account_name or d.account_id,
+            f"{d.plan_key} v{d.old_version}→v{d.new_version}",
+            ", ".join(d.changed),
+            arrow(d.old_stage, d.new_stage),
+            arrow(d.old_ttfv, d.new_ttfv),
             "\n".join(escalations) or "—",
         )
     if report.diffs:
@@ -318,7 +332,9 @@ def _print_diff(report: DiffReport) -> None:
     counts = report.counts()
     console.print(
         f"{report.evaluated} onboardings evaluated, {counts['changed']} would change "
-        + "(" + ", ".join(f"{k}: {counts[k]}" for k in KINDS) + ")",
+        + "("
+        + ", ".join(f"{k}: {counts[k]}" for k in KINDS)
+        + ")",
         highlight=False,
     )
     for reason, n in sorted(report.skipped.items()):
@@ -344,7 +360,11 @@ def demo_data_command(
     with _progress() as progress:
         task = progress.add_task("Generating accounts", total=accounts)
         history = demo_data.generate(
-            configured_plans(settings), end, accounts=accounts, seed=seed, days=days,
+            configured_plans(settings),
+            end,
+            accounts=accounts,
+            seed=seed,
+            days=days,
             on_account=lambda: progress.advance(task),
         )
         written = progress.add_task("Writing events.ndjson", total=len(history.messages))
@@ -356,8 +376,10 @@ def demo_data_command(
         with (out / "facts.ndjson").open("wb") as f:
             for fact in history.facts:
                 f.write(orjson.dumps(records.to_record(fact)) + b"\n")
-    console.print(f"{len(history.accounts)} accounts, {len(history.messages)} messages, "
-                  f"{len(history.facts)} manual facts up to {history.now.isoformat()} → {out}/")
+    console.print(
+        f"{len(history.accounts)} accounts, {len(history.messages)} messages, "
+        f"{len(history.facts)} manual facts up to {history.now.isoformat()} → {out}/"
+    )
 
 
 @app.command("backfill")
@@ -387,10 +409,17 @@ def backfill_command(
     where = backfill.checkpoint_path(files, checkpoint)
     with backfill_view.ProgressBar(errors) as bar:
         try:
-            summary = asyncio.run(backfill.run(
-                settings, files, fmt=format.value, batch_size=batch_size, checkpoint=checkpoint,
-                restart=restart, observer=bar,
-            ))
+            summary = asyncio.run(
+                backfill.run(
+                    settings,
+                    files,
+                    fmt=format.value,
+                    batch_size=batch_size,
+                    checkpoint=checkpoint,
+                    restart=restart,
+                    observer=bar,
+                )
+            )
         except (backfill.BackfillError, backfill.CheckpointError) as exc:
             errors.print(f"[red]Backfill failed:[/red] {exc}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from exc
@@ -398,8 +427,11 @@ def backfill_command(
             errors.print(f"Interrupted. Run the same command again to resume from {where}.")
             raise typer.Exit(130) from None
         except Exception as exc:  # a database or broker failure: say how to resume
-            errors.print(f"[red]Backfill stopped:[/red] {exc!r}\nWhat was stored is kept; run "
-                         f"the same command again to resume from {where}.", highlight=False)
+            errors.print(
+                f"[red]Backfill stopped:[/red] {exc!r}\nWhat was stored is kept; run "
+                f"the same command again to resume from {where}.",
+                highlight=False,
+            )
             raise typer.Exit(2) from exc
     backfill_view.print_summary(console, summary)
     if summary.totals.rejected:
@@ -417,8 +449,10 @@ def _moment(text: str) -> datetime:
 def _kafka_settings() -> Settings:
     settings = _settings()
     if not settings.kafka_bootstrap_servers:
-        errors.print("This service runs alone only with Kafka: set "
-                     "FIRSTVALUE_KAFKA_BOOTSTRAP_SERVERS (or use `firstvalue run`).")
+        errors.print(
+            "This service runs alone only with Kafka: set "
+            "FIRSTVALUE_KAFKA_BOOTSTRAP_SERVERS (or use `firstvalue run`)."
+        )
         raise typer.Exit(2)
     return settings
 
@@ -439,6 +473,9 @@ def _until_signal(main: Coroutine[Any, Any, None]) -> None:
 
 def _progress(on: Console | None = None) -> Progress:
     return Progress(
-        TextColumn("{task.description:<24}"), BarColumn(), MofNCompleteColumn(),
-        TimeElapsedColumn(), console=on or console,
+        TextColumn("{task.description:<24}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=on or console,
     )

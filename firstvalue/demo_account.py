@@ -42,12 +42,59 @@ _SPONSOR_QUOTES = (
     "We got what we bought this for: the first reports reached the board.",
     "Confirmed: our onboarding goals are met, across the whole team.",
 )
-_FIRST = ("Alex", "Blake", "Casey", "Dana", "Eli", "Farah", "Gus", "Hana", "Ivan", "Jun", "Kai",
-          "Lior", "Mina", "Noor", "Omar", "Pia", "Quinn", "Rosa", "Sven", "Tara", "Uma", "Vik",
-          "Wen", "Yara", "Zoe")
-_LAST = ("Adams", "Berg", "Costa", "Diaz", "Evans", "Fischer", "Garcia", "Haddad", "Ito",
-         "Jensen", "Kowalski", "Lopez", "Mehta", "Nakamura", "Olsen", "Park", "Rossi", "Silva",
-         "Tanaka", "Ueda", "Varga", "Weber", "Yilmaz", "Zhang")
+_FIRST = (
+    "Alex",
+    "Blake",
+    "Casey",
+    "Dana",
+    "Eli",
+    "Farah",
+    "Gus",
+    "Hana",
+    "Ivan",
+    "Jun",
+    "Kai",
+    "Lior",
+    "Mina",
+    "Noor",
+    "Omar",
+    "Pia",
+    "Quinn",
+    "Rosa",
+    "Sven",
+    "Tara",
+    "Uma",
+    "Vik",
+    "Wen",
+    "Yara",
+    "Zoe",
+)
+_LAST = (
+    "Adams",
+    "Berg",
+    "Costa",
+    "Diaz",
+    "Evans",
+    "Fischer",
+    "Garcia",
+    "Haddad",
+    "Ito",
+    "Jensen",
+    "Kowalski",
+    "Lopez",
+    "Mehta",
+    "Nakamura",
+    "Olsen",
+    "Park",
+    "Rossi",
+    "Silva",
+    "Tanaka",
+    "Ueda",
+    "Varga",
+    "Weber",
+    "Yilmaz",
+    "Zhang",
+)
 
 
 @dataclass(frozen=True)
@@ -100,14 +147,19 @@ class AccountBuilder:
         self.cutoff = self.age  # nothing after the history's end (or the account's silence)
 
     def build(self) -> tuple[DemoAccount, list[dict[str, Any]], list[DemoFact]]:
-        self._track(0.0, self.champion, "Contract Signed", {
-            "plan": self.plan.key,
-            "csm": self.csm,
-            "champion_user_id": self.champion,
-            "licensed_seats": len(self.users),
-            "account_name": self.name,
-            "account_id": self.account_id,
-        })
+        self._track(
+            0.0,
+            self.champion,
+            "Contract Signed",
+            {
+                "plan": self.plan.key,
+                "csm": self.csm,
+                "champion_user_id": self.champion,
+                "licensed_seats": len(self.users),
+                "account_name": self.name,
+                "account_id": self.account_id,
+            },
+        )
         schedule = self._schedule()
         self._emit_milestones(schedule)
         self._emit_activity()
@@ -194,40 +246,64 @@ class AccountBuilder:
 
     def _pause(self, schedule: dict[str, float | None]) -> None:
         rng = self.rng
-        start = min(rng.uniform(0.3, 0.6) * self.plan.milestone(self.plan.first_value).due_day,
-                    self.age - 4)
+        start = min(
+            rng.uniform(0.3, 0.6) * self.plan.milestone(self.plan.first_value).due_day, self.age - 4
+        )
         resumed = self.age - start > 14 and rng.random() < 0.5
         length = rng.uniform(8, min(25.0, self.age - start - 3)) if resumed else None
         at = self.signed_at + timedelta(days=start)
-        reason = rng.choice(("customer re-organisation", "budget freeze until next quarter",
-                             "champion on parental leave", "security review on the customer side"))
-        self.facts.append(OnboardingPaused(id=f"demo:{self.onboarding}:paused",
-                                           onboarding_id=self.onboarding, at=at, reason=reason,
-                                           author=self.csm))
+        reason = rng.choice(
+            (
+                "customer re-organisation",
+                "budget freeze until next quarter",
+                "champion on parental leave",
+                "security review on the customer side",
+            )
+        )
+        self.facts.append(
+            OnboardingPaused(
+                id=f"demo:{self.onboarding}:paused",
+                onboarding_id=self.onboarding,
+                at=at,
+                reason=reason,
+                author=self.csm,
+            )
+        )
         for key, day in schedule.items():
             if day is not None and day > start:
                 schedule[key] = None if length is None else day + length
         if length is not None:
-            self.facts.append(OnboardingResumed(id=f"demo:{self.onboarding}:resumed",
-                                                onboarding_id=self.onboarding,
-                                                at=at + timedelta(days=length), author=self.csm))
+            self.facts.append(
+                OnboardingResumed(
+                    id=f"demo:{self.onboarding}:resumed",
+                    onboarding_id=self.onboarding,
+                    at=at + timedelta(days=length),
+                    author=self.csm,
+                )
+            )
         self.pause = (start, start + length if length is not None else float("inf"))
 
     def _amend(self) -> None:
         rng = self.rng
         fv = self.plan.milestone(self.plan.first_value)
-        self.facts.append(MilestoneAmended(
-            id=f"demo:{self.onboarding}:amended:{fv.key}",
-            onboarding_id=self.onboarding,
-            at=self.signed_at + timedelta(days=rng.uniform(2, 6)),
-            milestone_key=fv.key,
-            author=self.csm,
-            reason=rng.choice(("The board now wants the weekly pipeline report first",
-                               "Success criteria revised at kickoff: regional report first",
-                               "The sponsor changed the outcome they bought for")),
-            title=f"{fv.title} (as agreed at kickoff)",
-            due_day=fv.due_day + 7,
-        ))
+        self.facts.append(
+            MilestoneAmended(
+                id=f"demo:{self.onboarding}:amended:{fv.key}",
+                onboarding_id=self.onboarding,
+                at=self.signed_at + timedelta(days=rng.uniform(2, 6)),
+                milestone_key=fv.key,
+                author=self.csm,
+                reason=rng.choice(
+                    (
+                        "The board now wants the weekly pipeline report first",
+                        "Success criteria revised at kickoff: regional report first",
+                        "The sponsor changed the outcome they bought for",
+                    )
+                ),
+                title=f"{fv.title} (as agreed at kickoff)",
+                due_day=fv.due_day + 7,
+            )
+        )
 
     def _gate(self, schedule: dict[str, float | None]) -> dict[str, float | None]:
         """Move windowed milestones inside their windows; drop those whose anchor never comes."""
@@ -239,8 +315,9 @@ class AccountBuilder:
                 if m.stage == stage.key and day is not None and m.rule is not None:
                     schedule[m.key] = self._inside_window(m, m.rule, day)
             met = _criterion(stage.exit_all, stage.exit_any, schedule)
-            previous_exit = None if met is None or previous_exit is None else max(
-                met, previous_exit)
+            previous_exit = (
+                None if met is None or previous_exit is None else max(met, previous_exit)
+            )
             if stage.key == self.plan.go_live_stage:
                 self.go_live = previous_exit
         return schedule
@@ -308,14 +385,23 @@ class AccountBuilder:
         last = self.age if day is None else day
         if event == "Data Sync Completed":
             for _ in range(rng.randint(1, 2) if day is not None else rng.randint(3, 6)):
-                self._track(rng.uniform(last * 0.5, last), self.users[1], event, {
-                    "status": "failed",
-                    "error": rng.choice(("auth_expired", "timeout", "schema_mismatch")),
-                })
+                self._track(
+                    rng.uniform(last * 0.5, last),
+                    self.users[1],
+                    event,
+                    {
+                        "status": "failed",
+                        "error": rng.choice(("auth_expired", "timeout", "schema_mismatch")),
+                    },
+                )
         elif event == "Workflow Run":
             for _ in range(rng.randint(1, 3)):
-                self._track(rng.uniform(last * 0.6, last), self.users[1], event,
-                            {"environment": "sandbox", "workflow": "lead routing"})
+                self._track(
+                    rng.uniform(last * 0.6, last),
+                    self.users[1],
+                    event,
+                    {"environment": "sandbox", "workflow": "lead routing"},
+                )
 
     def _emit_evidence(self, m: Milestone, day: float) -> None:
         """The sponsor's written sign-off, or a CSM's note of a task done with the champion."""
@@ -323,19 +409,25 @@ class AccountBuilder:
         sign_off = m.rule is None
         channel = rng.choice(("email", "call", "meeting", "slack") if sign_off else ("meeting",))
         champion = " ".join(self._person(0))
-        self.facts.append(EvidenceRecorded(
-            id=f"demo:{self.onboarding}:evidence:{m.key}",
-            onboarding_id=self.onboarding,
-            milestone_key=m.key,
-            at=self.signed_at + timedelta(days=day),
-            confirmed_by=(f"{self.sponsor} (executive sponsor, {self.name})" if sign_off
-                          else f"{champion} (champion, {self.name})"),
-            channel=channel,
-            quote=rng.choice(_SPONSOR_QUOTES) if sign_off else None,
-            link=f"https://crm.example/notes/{self.account_id}/{m.key}"
-            if channel == "email" or not sign_off else None,
-            recorded_by=self.csm,
-        ))
+        self.facts.append(
+            EvidenceRecorded(
+                id=f"demo:{self.onboarding}:evidence:{m.key}",
+                onboarding_id=self.onboarding,
+                milestone_key=m.key,
+                at=self.signed_at + timedelta(days=day),
+                confirmed_by=(
+                    f"{self.sponsor} (executive sponsor, {self.name})"
+                    if sign_off
+                    else f"{champion} (champion, {self.name})"
+                ),
+                channel=channel,
+                quote=rng.choice(_SPONSOR_QUOTES) if sign_off else None,
+                link=f"https://crm.example/notes/{self.account_id}/{m.key}"
+                if channel == "email" or not sign_off
+                else None,
+                recorded_by=self.csm,
+            )
+        )
 
     def _emit_activity(self) -> None:
         """Background sessions: a Logged In and a few noise events each. The champion looks in
@@ -346,8 +438,11 @@ class AccountBuilder:
             if n == 0:
                 days: Iterator[float] = _steady_days(rng, rng.uniform(0.2, 2), self.cutoff)
             else:
-                start = rng.uniform(0.2, 3) if n == 1 else (
-                    None if self.go_live is None else self.go_live + rng.uniform(0.5, 10))
+                start = (
+                    rng.uniform(0.2, 3)
+                    if n == 1
+                    else (None if self.go_live is None else self.go_live + rng.uniform(0.5, 10))
+                )
                 if start is None:
                     continue
                 rate = SESSION_RATE[self.plan.key] * (2 if n == 1 else 1) * (0.4 if thin else 1)
@@ -375,15 +470,33 @@ class AccountBuilder:
             at = first.get(user, provisioned) - timedelta(minutes=2)
             given, family = self._person(n)
             title = "Champion" if n == 0 else "Admin" if n == 1 else "Member"
-            self._message(at, {"type": "identify", "userId": user, "traits": {
-                "name": f"{given} {family}",
-                "email": f"{given}.{family}@{self.domain}".lower(),
-                "title": title,
-            }})
-            self._message(at, {"type": "group", "userId": user, "groupId": self.account_id,
-                               "traits": {"name": self.name, "plan": self.plan.key,
-                                          "segment": self.plan.segment,
-                                          "scenario": self.scenario, "csm": self.csm}})
+            self._message(
+                at,
+                {
+                    "type": "identify",
+                    "userId": user,
+                    "traits": {
+                        "name": f"{given} {family}",
+                        "email": f"{given}.{family}@{self.domain}".lower(),
+                        "title": title,
+                    },
+                },
+            )
+            self._message(
+                at,
+                {
+                    "type": "group",
+                    "userId": user,
+                    "groupId": self.account_id,
+                    "traits": {
+                        "name": self.name,
+                        "plan": self.plan.key,
+                        "segment": self.plan.segment,
+                        "scenario": self.scenario,
+                        "csm": self.csm,
+                    },
+                },
+            )
 
     def _person(self, n: int) -> tuple[str, str]:
         """The n-th seat holder's given and family name (stable, no randomness spent)."""
@@ -393,14 +506,19 @@ class AccountBuilder:
     def _track(self, day: float, user: str, event: str, properties: dict[str, Any]) -> None:
         if day > self.quiet_from.get(user, float("inf")):
             return
-        self._message(self.signed_at + timedelta(days=day), {
-            "type": "track",
-            "userId": user,
-            "event": event,
-            "properties": properties,
-            "context": {"groupId": self.account_id,
-                        "library": {"name": "analytics-python", "version": "2.3.3"}},
-        })
+        self._message(
+            self.signed_at + timedelta(days=day),
+            {
+                "type": "track",
+                "userId": user,
+                "event": event,
+                "properties": properties,
+                "context": {
+                    "groupId": self.account_id,
+                    "library": {"name": "analytics-python", "version": "2.3.3"},
+                },
+            },
+        )
 
     def _message(self, at: datetime, body: dict[str, Any]) -> None:
         body["messageId"] = str(uuid.UUID(int=self.rng.getrandbits(128), version=4))

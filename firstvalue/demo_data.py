@@ -27,14 +27,69 @@ DEFAULT_SEED = 7
 DEFAULT_DAYS = 120
 SEGMENT_SHARES: dict[str, float] = {"smb": 0.55, "mid_market": 0.30, "enterprise": 0.15}
 CSMS: tuple[str, ...] = (
-    "Avery Chen", "Jordan Patel", "Maria Gonzalez", "Sam Okafor", "Priya Raman", "Lena Novak",
+    "Avery Chen",
+    "Jordan Patel",
+    "Maria Gonzalez",
+    "Sam Okafor",
+    "Priya Raman",
+    "Lena Novak",
 )
-_CO_A = ("North", "Blue", "Bright", "Iron", "Silver", "Green", "Swift", "Clear", "Summit", "Harbor",
-         "Pine", "Red", "Nova", "Atlas", "Cedar", "Orbit", "Delta", "Lumen", "Vertex", "Echo")
-_CO_B = ("wind", "field", "stone", "bridge", "path", "peak", "river", "light", "works", "gate",
-         "line", "craft", "point", "wave", "forge", "leaf")
-_CO_C = ("Logistics", "Health", "Labs", "Retail", "Capital", "Foods", "Energy", "Media", "Systems",
-         "Analytics", "Travel", "Manufacturing", "Insurance", "Learning")
+_CO_A = (
+    "North",
+    "Blue",
+    "Bright",
+    "Iron",
+    "Silver",
+    "Green",
+    "Swift",
+    "Clear",
+    "Summit",
+    "Harbor",
+    "Pine",
+    "Red",
+    "Nova",
+    "Atlas",
+    "Cedar",
+    "Orbit",
+    "Delta",
+    "Lumen",
+    "Vertex",
+    "Echo",
+)
+_CO_B = (
+    "wind",
+    "field",
+    "stone",
+    "bridge",
+    "path",
+    "peak",
+    "river",
+    "light",
+    "works",
+    "gate",
+    "line",
+    "craft",
+    "point",
+    "wave",
+    "forge",
+    "leaf",
+)
+_CO_C = (
+    "Logistics",
+    "Health",
+    "Labs",
+    "Retail",
+    "Capital",
+    "Foods",
+    "Energy",
+    "Media",
+    "Systems",
+    "Analytics",
+    "Travel",
+    "Manufacturing",
+    "Insurance",
+    "Learning",
+)
 
 
 @dataclass

@@ -239,9 +239,7 @@ async def load_history(
     await _record_facts(pipeline, history, progress or Progress(disable=True))
 
 
-async def _publish(
-    pipeline: Pipeline, history: demo_data.DemoHistory, progress: Progress
-) -> None:
+async def _publish(pipeline: Pipeline, history: demo_data.DemoHistory, progress: Progress) -> None:
     """Send every message through ``analytics.events`` and wait until it is projected."""
     total = len(history.messages)
     account_property = pipeline.settings.account_property

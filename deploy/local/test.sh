@@ -28,8 +28,8 @@ bash "$HERE/prometheus.sh" install ||
 rc=0
 bash "$HERE/with-servers.sh" bash -c '
     set -u
-    echo "== ruff check ." >&2
-    .venv/bin/ruff check .; ruff_rc=$?
+    echo "== ruff check . && ruff format --check ." >&2
+    .venv/bin/ruff check . && .venv/bin/ruff format --check .; ruff_rc=$?
     echo "== pytest $*" >&2
     .venv/bin/python -m pytest "$@"; pytest_rc=$?
     echo "$ruff_rc $pytest_rc" > "$FIRSTVALUE_TEST_STATUS_FILE"

@@ -84,9 +84,7 @@ def create_app(
     return app
 
 
-async def _bootstrap_keys(
-    settings: Settings, makers: async_sessionmaker[AsyncSession]
-) -> None:
+async def _bootstrap_keys(settings: Settings, makers: async_sessionmaker[AsyncSession]) -> None:
     """Keys given in ``FIRSTVALUE_API_KEYS`` exist (hashed) before the first request."""
     if not settings.api_keys:
         return

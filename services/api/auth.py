@@ -48,9 +48,7 @@ def require(scope: str) -> Callable[..., Awaitable[ApiKey]]:
         if key is None:
             raise ApiError(401, "unauthorized", "unknown API key", headers=_CHALLENGE)
         if scope not in key.scopes:
-            raise ApiError(
-                403, "forbidden", f"API key '{key.name}' lacks the '{scope}' scope"
-            )
+            raise ApiError(403, "forbidden", f"API key '{key.name}' lacks the '{scope}' scope")
         return key
 
     return check

@@ -146,8 +146,13 @@ class AmendMilestone(_Command):
         at = self.at or now
         return MilestoneAmended(
             id=fact_id(
-                "amendment", onboarding_id, self.milestone_key, at, self.title,
-                self.description, self.due_day,
+                "amendment",
+                onboarding_id,
+                self.milestone_key,
+                at,
+                self.title,
+                self.description,
+                self.due_day,
             ),
             onboarding_id=onboarding_id,
             at=at,

@@ -115,9 +115,7 @@ class EscalationPageOut(BaseModel):
 
 class WriteResult(BaseModel):
     fact_id: str
-    recorded: bool = Field(
-        description="false: this very fact was recorded before; nothing changed"
-    )
+    recorded: bool = Field(description="false: this very fact was recorded before; nothing changed")
     onboarding: OnboardingDetail
 
 

@@ -311,8 +311,19 @@ def detail(state: OnboardingState | Mapping[str, Any], plan: Plan | None) -> Onb
 
 
 _COPIED = (
-    "onboarding_id", "account_id", "account_name", "plan_key", "plan_version", "segment", "csm",
-    "signed_at", "as_of", "status", "current_stage", "tasks_done_no_value", "completion_rate",
+    "onboarding_id",
+    "account_id",
+    "account_name",
+    "plan_key",
+    "plan_version",
+    "segment",
+    "csm",
+    "signed_at",
+    "as_of",
+    "status",
+    "current_stage",
+    "tasks_done_no_value",
+    "completion_rate",
     "next_due_at",
 )
 

@@ -76,6 +76,7 @@ async def run_milestones(
 ) -> None:
     """Consume ``onboarding.facts`` until cancelled or the bus stops; a failing batch is
     redelivered after a back-off, and repeated failures raise."""
+
     async def consume(subscription: Subscription, succeeded: Callable[[], None]) -> None:
         async for batch in subscription:
             await handle_batch(batch, bus, sessionmaker, plans, clock())

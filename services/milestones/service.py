@@ -41,9 +41,7 @@ async def run_service(
         )
         helpers = [
             tg.create_task(
-                run_timers(
-                    sessionmaker, bus, plans, interval_seconds=interval_seconds, clock=clock
-                )
+                run_timers(sessionmaker, bus, plans, interval_seconds=interval_seconds, clock=clock)
             )
         ]
         if webhooks is not None:  # its own consumer group: never holds up the consumer

@@ -116,6 +116,7 @@ async def run_intake(
     group: str = GROUP,
 ) -> None:
     """Consume ``topic`` into the deliveries table until cancelled or the bus stops."""
+
     async def consume(subscription: Subscription, succeeded: Callable[[], None]) -> None:
         async for batch in subscription:
             if await intake(batch, sessionmaker, clock()) and wake is not None:

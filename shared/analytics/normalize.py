@@ -70,8 +70,7 @@ def detect_source(record: Mapping[str, Any]) -> str:
             )
         return str(marker)
     if (  # spelled out: this runs once per record
-        "type" in record or "userId" in record or "anonymousId" in record
-        or "messageId" in record
+        "type" in record or "userId" in record or "anonymousId" in record or "messageId" in record
     ):
         return SEGMENT
     if "event" in record and "properties" in record:

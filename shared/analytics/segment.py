@@ -89,9 +89,7 @@ def normalize_segment(
         properties=properties,
         traits=traits,
         group_id=group_id,
-        context_group_id=identifier(
-            context, "groupId", "invalid_group_id", path="context.groupId"
-        ),
+        context_group_id=identifier(context, "groupId", "invalid_group_id", path="context.groupId"),
         previous_id=previous_id,
     )
 

@@ -26,6 +26,8 @@ def escalation_state(resolved_at: datetime | None, raised_from: int | None) -> E
     if resolved_at is not None:
         return "resolved"
     return "raised" if raised_from is not None else "open"
+
+
 LadderState = Literal["none", "open", "raised", "resolved"]
 
 

@@ -44,6 +44,7 @@ class Seeded:
 
 def history(now: datetime) -> list[Seeded]:
     """The seeded onboardings (see the test module for the figures they give)."""
+
     def at(y: int, m: int, d: int) -> datetime:
         return datetime(y, m, d, 9, 0, tzinfo=UTC)
 
@@ -91,8 +92,9 @@ def _messages(seeded: Seeded) -> list[dict[str, Any]]:
             messages.append(_track(seeded, name, kickoff, props))
         messages.append(_track(seeded, "Integration Connected", signed + 9 * DAY, {}))
         messages.append(_track(seeded, "Data Sync Completed", sync, {"status": "success"}))
-        messages.append(_track(seeded, "Workflow Run", signed + 18 * DAY,
-                               {"environment": "production"}))
+        messages.append(
+            _track(seeded, "Workflow Run", signed + 18 * DAY, {"environment": "production"})
+        )
         messages.append(_track(seeded, "Training Completed", signed + 8 * DAY, {}))
     elif seeded.tasks_done:
         for n, (name, props) in enumerate(SMB_TASKS):

@@ -26,7 +26,10 @@ async def stack(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> AsyncIterator[Stack]:
     history = generate(
-        default_plans(), datetime.now(UTC), accounts=ACCOUNTS, seed=5,
+        default_plans(),
+        datetime.now(UTC),
+        accounts=ACCOUNTS,
+        seed=5,
     )
     directory: Path = tmp_path_factory.mktemp("api")
     async with (
@@ -72,9 +75,7 @@ async def test_unknown_key_is_401(stack: Stack) -> None:
 
 
 async def test_key_without_read_scope_is_403(stack: Stack) -> None:
-    response = await stack.client.get(
-        "/v1/onboardings", headers=stack.auth(stack.write_only_key)
-    )
+    response = await stack.client.get("/v1/onboardings", headers=stack.auth(stack.write_only_key))
     assert response.status_code == 403
     assert response.json()["error"]["code"] == "forbidden"
     assert "read" in response.json()["error"]["message"]
@@ -121,8 +122,17 @@ async def test_status_breach_and_csm_filters_compose(stack: Stack) -> None:
 
 @pytest.mark.parametrize(
     "query",
-    ["status=finished", "breach=maybe", "tier=ok", "limit=0", "limit=201", "at_risk=perhaps",
-     "segment=galactic", "stage=nowhere", "plan=unknown"],
+    [
+        "status=finished",
+        "breach=maybe",
+        "tier=ok",
+        "limit=0",
+        "limit=201",
+        "at_risk=perhaps",
+        "segment=galactic",
+        "stage=nowhere",
+        "plan=unknown",
+    ],
 )
 async def test_bad_filter_values_are_422_with_a_readable_body(stack: Stack, query: str) -> None:
     response = await stack.client.get(f"/v1/onboardings?{query}", headers=stack.auth())
@@ -133,9 +143,7 @@ async def test_bad_filter_values_are_422_with_a_readable_body(stack: Stack, quer
 
 
 async def test_bad_cursor_is_400(stack: Stack) -> None:
-    response = await stack.client.get(
-        "/v1/onboardings?cursor=not-a-cursor", headers=stack.auth()
-    )
+    response = await stack.client.get("/v1/onboardings?cursor=not-a-cursor", headers=stack.auth())
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "invalid_cursor"
 
@@ -239,5 +247,12 @@ async def test_unknown_route_uses_the_error_body(stack: Stack) -> None:
 
 async def test_openapi_documents_the_rest_and_ingest_routes(stack: Stack) -> None:
     paths = (await stack.client.get("/openapi.json")).json()["paths"]
-    assert {"/v1/onboardings", "/v1/onboardings/{onboarding_id}", "/v1/batch", "/v1/track",
-            "/healthz", "/readyz", "/metrics"} <= set(paths)
+    assert {
+        "/v1/onboardings",
+        "/v1/onboardings/{onboarding_id}",
+        "/v1/batch",
+        "/v1/track",
+        "/healthz",
+        "/readyz",
+        "/metrics",
+    } <= set(paths)

@@ -107,8 +107,13 @@ async def test_ttfv_cohort_filter_and_csm_grouping(world: World) -> None:
 
 @pytest.mark.parametrize(
     "query",
-    [{"group_by": "mean"}, {"cohort": "2026-13"}, {"cohort": "march"}, {"segment": "galactic"},
-     {"plan": "unknown"}],
+    [
+        {"group_by": "mean"},
+        {"cohort": "2026-13"},
+        {"cohort": "march"},
+        {"segment": "galactic"},
+        {"plan": "unknown"},
+    ],
 )
 async def test_bad_report_parameters_are_422(world: World, query: dict[str, str]) -> None:
     response = await world.stack.client.get(
@@ -131,7 +136,10 @@ async def test_at_risk_lists_exactly_the_tasks_done_onboardings_without_value(
     missing = [m["milestone_key"] for m in kestrel["missing_outcomes"]]
     assert missing[0] == "first_report_delivered" and kestrel["missing_outcomes"][0]["first_value"]
     assert set(missing) == {
-        "first_report_delivered", "users_logged_in", "records_created", "team_adoption",
+        "first_report_delivered",
+        "users_logged_in",
+        "records_created",
+        "team_adoption",
         "sponsor_confirmation",
     }
     assert kestrel["breach"] == "breach" and kestrel["elapsed_days"] == pytest.approx(25, abs=0.1)
@@ -182,8 +190,12 @@ async def test_detail_explains_the_worked_example(world: World) -> None:
     gamma = world.seeded["gamma"]
     body = await _get(world, f"/v1/onboardings/{gamma.onboarding_id}")
     decomposition = body["decomposition"]
-    assert (decomposition["handoff_days"], decomposition["setup_days"],
-            decomposition["activation_days"], decomposition["total_days"]) == (4, 14, 14, 32)
+    assert (
+        decomposition["handoff_days"],
+        decomposition["setup_days"],
+        decomposition["activation_days"],
+        decomposition["total_days"],
+    ) == (4, 14, 14, 32)
     assert body["ttfv"]["days"] == 32 and body["ttfv"]["breach"] == "severe"
     milestones = {m["key"]: m for m in body["milestones"]}
     report = milestones["first_report_delivered"]
@@ -193,8 +205,9 @@ async def test_detail_explains_the_worked_example(world: World) -> None:
     assert datetime.fromisoformat(report["due_at"]) == gamma.signed_at + timedelta(days=14)
     assert report["on_time"] is False
     connected = milestones["integration_connected"]
-    assert any(gamma.message_ids["Integration Connected"] in i
-               for i in connected["evidence"]["event_ids"])
+    assert any(
+        gamma.message_ids["Integration Connected"] in i for i in connected["evidence"]["event_ids"]
+    )
     health = body["health"]
     assert sum(c["points"] for c in health["contributions"]) == pytest.approx(health["points"])
     assert sum(c["weight"] for c in health["contributions"]) == health["weights"]

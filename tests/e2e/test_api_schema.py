@@ -47,8 +47,9 @@ CHECKS = [
 REST = r"^/v1/(onboardings|reports|escalations)"
 
 
-async def _seeded(backend: str, directory: Path, ready: asyncio.Event, done: asyncio.Event,
-                  out: dict[str, str]) -> None:
+async def _seeded(
+    backend: str, directory: Path, ready: asyncio.Event, done: asyncio.Event, out: dict[str, str]
+) -> None:
     async with fresh_database(backend, directory) as url:
         async with api_stack(url, None, timer_interval_seconds=3600) as stack:
             seeded = await seed(stack, datetime.now(UTC))

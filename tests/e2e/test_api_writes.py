@@ -53,8 +53,12 @@ async def _post(
 
 
 async def _register(stack: Stack, plan: str = "smb", **extra: Any) -> str:
-    body = {"account_id": f"acct-{uuid.uuid4().hex[:8]}", "plan": plan,
-            "signed_at": SIGNED.isoformat(), "csm": "Ana"} | extra
+    body = {
+        "account_id": f"acct-{uuid.uuid4().hex[:8]}",
+        "plan": plan,
+        "signed_at": SIGNED.isoformat(),
+        "csm": "Ana",
+    } | extra
     response = await _post(stack, "/v1/onboardings", body)
     assert response.status_code == 201, response.text
     onboarding_id: str = response.json()["onboarding"]["onboarding_id"]
@@ -84,8 +88,13 @@ async def test_writes_without_a_key_are_401_and_with_a_read_key_403(
 
 async def test_register_publishes_the_transition_and_empties_the_outbox(stack: Stack) -> None:
     account = f"acct-{uuid.uuid4().hex[:8]}"
-    body = {"account_id": account, "plan": "smb", "signed_at": SIGNED.isoformat(),
-            "csm": "Ana", "licensed_seats": 10}
+    body = {
+        "account_id": account,
+        "plan": "smb",
+        "signed_at": SIGNED.isoformat(),
+        "csm": "Ana",
+        "licensed_seats": 10,
+    }
     response = await _post(stack, "/v1/onboardings", body)
     assert response.status_code == 201, response.text
     result = response.json()
@@ -126,13 +135,21 @@ async def test_bad_registrations_are_refused(
 async def test_evidence_is_recorded_and_explained(stack: Stack) -> None:
     onboarding = await _register(stack)
     at = SIGNED + timedelta(days=20)
-    response = await _post(stack, f"/v1/onboardings/{onboarding}/evidence", {
-        "milestone_key": "sponsor_confirmation", "confirmed_by": "Dana (VP Ops)",
-        "channel": "email", "at": at.isoformat(), "quote": "We have our first report.",
-    })
+    response = await _post(
+        stack,
+        f"/v1/onboardings/{onboarding}/evidence",
+        {
+            "milestone_key": "sponsor_confirmation",
+            "confirmed_by": "Dana (VP Ops)",
+            "channel": "email",
+            "at": at.isoformat(),
+            "quote": "We have our first report.",
+        },
+    )
     assert response.status_code == 201, response.text
-    milestone = next(m for m in response.json()["onboarding"]["milestones"]
-                     if m["key"] == "sponsor_confirmation")
+    milestone = next(
+        m for m in response.json()["onboarding"]["milestones"] if m["key"] == "sponsor_confirmation"
+    )
     assert milestone["progress"] == "complete"
     assert datetime.fromisoformat(milestone["completed_at"]) == at
     confirmation = milestone["evidence"]["confirmations"][0]
@@ -155,8 +172,11 @@ async def test_bad_evidence_is_refused(
     stack: Stack, body: dict[str, Any], status: int, code: str, word: str
 ) -> None:
     onboarding = await _register(stack)
-    evidence = {"milestone_key": "sponsor_confirmation", "confirmed_by": "Dana",
-                "channel": "email"} | body
+    evidence = {
+        "milestone_key": "sponsor_confirmation",
+        "confirmed_by": "Dana",
+        "channel": "email",
+    } | body
     evidence = {k: v for k, v in evidence.items() if v is not None}
     response = await _post(stack, f"/v1/onboardings/{onboarding}/evidence", evidence)
     _error(response, status, code, word)
@@ -164,12 +184,16 @@ async def test_bad_evidence_is_refused(
 
 async def test_writes_to_an_unknown_onboarding_are_404(stack: Stack) -> None:
     for suffix, body in [
-        ("evidence", {"milestone_key": "sponsor_confirmation", "confirmed_by": "D",
-                      "channel": "call"}),
+        (
+            "evidence",
+            {"milestone_key": "sponsor_confirmation", "confirmed_by": "D", "channel": "call"},
+        ),
         ("pause", {"reason": "holiday"}),
         ("resume", {}),
-        ("amendments", {"milestone_key": "kickoff_call", "author": "A", "reason": "r",
-                        "due_day": 9}),
+        (
+            "amendments",
+            {"milestone_key": "kickoff_call", "author": "A", "reason": "r", "due_day": 9},
+        ),
     ]:
         response = await _post(stack, f"/v1/onboardings/nope/{suffix}", body)
         _error(response, 404, "not_found", "nope")
@@ -183,8 +207,12 @@ async def test_pause_and_resume_in_order_only(stack: Stack) -> None:
     assert paused.status_code == 201, paused.text
     pause = paused.json()["onboarding"]["pause"]
     assert pause["paused"] is True and pause["paused_since"]
-    _error(await _post(stack, f"{base}/pause", {"reason": "again"}), 409,
-           "invalid_pause_state", "already paused")
+    _error(
+        await _post(stack, f"{base}/pause", {"reason": "again"}),
+        409,
+        "invalid_pause_state",
+        "already paused",
+    )
     early = {"at": (SIGNED + timedelta(days=1)).isoformat()}
     _error(await _post(stack, f"{base}/resume", early), 409, "invalid_pause_state", "before")
     resumed = await _post(stack, f"{base}/resume", {})
@@ -196,8 +224,12 @@ async def test_amendments_are_recorded_with_author_and_reason(stack: Stack) -> N
     base = f"/v1/onboardings/{onboarding}/amendments"
     nothing = {"milestone_key": "first_report_delivered", "author": "Ana", "reason": "scope"}
     _error(await _post(stack, base, nothing), 422, "invalid_request", "at least one")
-    _error(await _post(stack, base, nothing | {"milestone_key": "zzz", "due_day": 20}), 422,
-           "unknown_milestone", "zzz")
+    _error(
+        await _post(stack, base, nothing | {"milestone_key": "zzz", "due_day": 20}),
+        422,
+        "unknown_milestone",
+        "zzz",
+    )
     response = await _post(stack, base, nothing | {"due_day": 21})
     assert response.status_code == 201, response.text
     amendments = response.json()["onboarding"]["amendments"]
@@ -205,8 +237,11 @@ async def test_amendments_are_recorded_with_author_and_reason(stack: Stack) -> N
         ("first_report_delivered", "Ana", "scope", 21)
     ]
     assert amendments[0]["previous"]["due_day"] == 14  # the plan's SMB due day it replaced
-    report = next(m for m in response.json()["onboarding"]["milestones"]
-                  if m["key"] == "first_report_delivered")
+    report = next(
+        m
+        for m in response.json()["onboarding"]["milestones"]
+        if m["key"] == "first_report_delivered"
+    )
     assert datetime.fromisoformat(report["due_at"]) == SIGNED + timedelta(days=21)
 
 
@@ -232,10 +267,13 @@ async def test_same_idempotency_key_with_another_body_is_422(stack: Stack) -> No
     key = f"k-{uuid.uuid4()}"
     path = f"/v1/onboardings/{onboarding}/pause"
     assert (await _post(stack, path, {"reason": "holiday"}, key)).status_code == 201
-    _error(await _post(stack, path, {"reason": "budget"}, key), 422,
-           "idempotency_key_reused", key)
-    _error(await _post(stack, f"/v1/onboardings/{onboarding}/resume", {}, key), 422,
-           "idempotency_key_reused", "different request")
+    _error(await _post(stack, path, {"reason": "budget"}, key), 422, "idempotency_key_reused", key)
+    _error(
+        await _post(stack, f"/v1/onboardings/{onboarding}/resume", {}, key),
+        422,
+        "idempotency_key_reused",
+        "different request",
+    )
 
 
 async def test_a_refused_request_does_not_use_up_its_key(stack: Stack) -> None:
@@ -257,7 +295,8 @@ async def test_idempotency_keys_are_scoped_to_the_api_key(stack: Stack) -> None:
     second = await _register(stack)
     mine = await _post(stack, f"/v1/onboardings/{first}/pause", {"reason": "r"}, key)
     theirs = await stack.client.post(
-        f"/v1/onboardings/{second}/pause", json={"reason": "r"},
+        f"/v1/onboardings/{second}/pause",
+        json={"reason": "r"},
         headers={"Authorization": f"Bearer {other}", "Idempotency-Key": key},
     )
     assert mine.status_code == 201 and theirs.status_code == 201, theirs.text

@@ -70,11 +70,16 @@ def mixpanel(message: Mapping[str, Any]) -> dict[str, Any] | None:
     if message["type"] != "track":
         return None
     at = datetime.fromisoformat(message["timestamp"])
-    return {"event": message["event"], "properties": {
-        **message["properties"], "distinct_id": message["userId"],
-        "time": round(at.timestamp() * 1000), "$insert_id": message["messageId"],
-        "company_id": message["context"]["groupId"],
-    }}
+    return {
+        "event": message["event"],
+        "properties": {
+            **message["properties"],
+            "distinct_id": message["userId"],
+            "time": round(at.timestamp() * 1000),
+            "$insert_id": message["messageId"],
+            "company_id": message["context"]["groupId"],
+        },
+    }
 
 
 def records(history: DemoHistory, fmt: str) -> list[dict[str, Any]]:
@@ -177,18 +182,22 @@ def usage_events(history: DemoHistory) -> int:
     return sum(1 for m in history.messages if m["type"] == "track")
 
 
-@pytest.mark.parametrize(("backend", "fmt", "name"), [
-    *((b, "segment", "events.ndjson") for b in BACKENDS),
-    ("sqlite", "mixpanel", "mixpanel.ndjson.gz"),  # the vendor shape is storage-blind
-])
+@pytest.mark.parametrize(
+    ("backend", "fmt", "name"),
+    [
+        *((b, "segment", "events.ndjson") for b in BACKENDS),
+        ("sqlite", "mixpanel", "mixpanel.ndjson.gz"),  # the vendor shape is storage-blind
+    ],
+)
 async def test_backfill_ends_in_the_same_onboarding_state_as_live_ingestion(
     backend: str, fmt: str, name: str, history: DemoHistory, tmp_path: Path
 ) -> None:
     lines = records(history, fmt)
     export = write_export(tmp_path / name, lines)
     async with database(backend, tmp_path) as db:
-        summary = await backfill([export], db.sessions, PLANS, OPTIONS, fmt=fmt,
-                                 batch_size=700, clock=lambda: NOW)
+        summary = await backfill(
+            [export], db.sessions, PLANS, OPTIONS, fmt=fmt, batch_size=700, clock=lambda: NOW
+        )
         await record_manual_facts(db, history)
         backfilled = await states(db)
         assert await ingested(db) == (usage_events(history), len(history.accounts), 0)
@@ -196,7 +205,10 @@ async def test_backfill_ends_in_the_same_onboarding_state_as_live_ingestion(
 
     totals = summary.totals
     assert (totals.lines, totals.accepted, totals.rejected) == (
-        len(lines), usage_events(history), 0)
+        len(lines),
+        usage_events(history),
+        0,
+    )
     assert totals.registered == summary.projected == len(history.accounts)
     assert not (tmp_path / f"{name}.checkpoint.json").exists()
     assert len(backfilled) == len(history.accounts)
@@ -228,14 +240,22 @@ async def test_interrupted_backfill_resumes_from_its_checkpoint_and_doubles_noth
     checkpoint = tmp_path / "events.ndjson.gz.checkpoint.json"
     async with database(backend, tmp_path) as db:
         with pytest.raises(KeyboardInterrupt):
-            await backfill([export], db.sessions, PLANS, OPTIONS, batch_size=1000,
-                           clock=lambda: NOW, observer=StopAfter(3))
+            await backfill(
+                [export],
+                db.sessions,
+                PLANS,
+                OPTIONS,
+                batch_size=1000,
+                clock=lambda: NOW,
+                observer=StopAfter(3),
+            )
         saved = Checkpoint.load(checkpoint).files[str(export.resolve())]
         assert (saved.line, saved.done, saved.counts.lines) == (3000, False, 3000)
         partial, _, _ = await ingested(db)
 
-        summary = await backfill([export], db.sessions, PLANS, OPTIONS, batch_size=1000,
-                                 clock=lambda: NOW)
+        summary = await backfill(
+            [export], db.sessions, PLANS, OPTIONS, batch_size=1000, clock=lambda: NOW
+        )
         await record_manual_facts(db, history)
         resumed = await states(db)
         assert await ingested(db) == (usage_events(history), len(history.accounts), 0)
@@ -246,16 +266,22 @@ async def test_interrupted_backfill_resumes_from_its_checkpoint_and_doubles_noth
     assert summary.lines_read == len(history.messages) - 3000
     totals = summary.totals  # across both runs: every line once
     assert (totals.lines, totals.accepted, totals.duplicates) == (
-        len(history.messages), usage_events(history), 0)
+        len(history.messages),
+        usage_events(history),
+        0,
+    )
     assert not checkpoint.exists()
     assert resumed == expected
 
 
 def run_cli(*args: str, env: Mapping[str, str]) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "firstvalue", "backfill", *args], cwd=ROOT,
+        [sys.executable, "-m", "firstvalue", "backfill", *args],
+        cwd=ROOT,
         env={k: v for k, v in {**os.environ, **env}.items() if k != KAFKA},
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
 
 
@@ -309,11 +335,16 @@ BAD_LINES: list[tuple[bytes, str]] = [
     (b'{"type": "track", "userId": "u1", "event": "Logged In"', "invalid_json"),
     (b'{"type": "track", "event": "Logged In", "messageId": "m-nouser"}', "missing_user"),
     (b'{"hello": "world"}', "unknown_source"),
-    (b'[1, 2, 3]', "not_an_object"),
-    (b'{"type": "track", "userId": "u1", "event": "Logged In", "timestamp": "yesterday"}',
-     "invalid_timestamp"),
-    (b'{"type": "track", "userId": "u1", "event": "Contract Signed", '
-     b'"context": {"groupId": "acct_x"}, "properties": {"plan": "no_such_plan"}}', "unknown_plan"),
+    (b"[1, 2, 3]", "not_an_object"),
+    (
+        b'{"type": "track", "userId": "u1", "event": "Logged In", "timestamp": "yesterday"}',
+        "invalid_timestamp",
+    ),
+    (
+        b'{"type": "track", "userId": "u1", "event": "Contract Signed", '
+        b'"context": {"groupId": "acct_x"}, "properties": {"plan": "no_such_plan"}}',
+        "unknown_plan",
+    ),
 ]
 
 
@@ -333,8 +364,10 @@ def test_bad_lines_are_reported_by_number_kept_beside_the_file_and_exit_1(
     for number, reason in bad_numbers.items():
         assert f"{export}:{number}: {reason}" in result.output
     assert "blank lines skipped" in result.output
-    rejected = [orjson.loads(line) for line in
-                (tmp_path / "export.ndjson.rejected.ndjson").read_bytes().splitlines()]
+    rejected = [
+        orjson.loads(line)
+        for line in (tmp_path / "export.ndjson.rejected.ndjson").read_bytes().splitlines()
+    ]
     assert {r["line"]: r["reason"] for r in rejected} == bad_numbers
     assert [r["original"].encode() for r in rejected] == [bad for bad, _ in BAD_LINES]
     assert not (tmp_path / "export.ndjson.checkpoint.json").exists()
@@ -343,7 +376,8 @@ def test_bad_lines_are_reported_by_number_kept_beside_the_file_and_exit_1(
     assert again.exit_code == 1
     assert "accepted (new events)" in again.output
     assert len((tmp_path / "export.ndjson.rejected.ndjson").read_bytes().splitlines()) == len(
-        BAD_LINES)
+        BAD_LINES
+    )
 
 
 async def test_a_changed_file_is_not_resumed_without_restart(
@@ -352,13 +386,21 @@ async def test_a_changed_file_is_not_resumed_without_restart(
     export = write_export(tmp_path / "events.ndjson", history.messages[:500])
     async with database("sqlite", tmp_path) as db:
         with pytest.raises(KeyboardInterrupt):
-            await backfill([export], db.sessions, PLANS, OPTIONS, batch_size=100,
-                           clock=lambda: NOW, observer=StopAfter(1))
+            await backfill(
+                [export],
+                db.sessions,
+                PLANS,
+                OPTIONS,
+                batch_size=100,
+                clock=lambda: NOW,
+                observer=StopAfter(1),
+            )
         write_export(export, history.messages[100:500])  # replaced under the checkpoint
         with pytest.raises(CheckpointError, match="--restart"):
             await backfill([export], db.sessions, PLANS, OPTIONS, clock=lambda: NOW)
-        summary: Summary = await backfill([export], db.sessions, PLANS, OPTIONS, restart=True,
-                                          clock=lambda: NOW)
+        summary: Summary = await backfill(
+            [export], db.sessions, PLANS, OPTIONS, restart=True, clock=lambda: NOW
+        )
         assert summary.resumed == {} and summary.totals.lines == 400
         with pytest.raises(BackfillError, match="no such file"):
             await backfill([tmp_path / "missing.ndjson"], db.sessions, PLANS, OPTIONS)

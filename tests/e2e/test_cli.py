@@ -44,8 +44,18 @@ def test_plans_check_of_a_missing_file_fails(tmp_path: Path) -> None:
 def test_demo_data_writes_segment_messages_and_typed_facts(tmp_path: Path) -> None:
     out = tmp_path / "demo"
     result = CliRunner().invoke(
-        app, ["demo-data", "--out", str(out), "--accounts", "40", "--seed", "2",
-              "--now", "2026-05-01T00:00:00Z"],
+        app,
+        [
+            "demo-data",
+            "--out",
+            str(out),
+            "--accounts",
+            "40",
+            "--seed",
+            "2",
+            "--now",
+            "2026-05-01T00:00:00Z",
+        ],
     )
     assert result.exit_code == 0, result.output
     messages = [orjson.loads(line) for line in (out / "events.ndjson").read_bytes().splitlines()]
@@ -58,8 +68,18 @@ def test_demo_data_writes_segment_messages_and_typed_facts(tmp_path: Path) -> No
     assert facts and {type(f).__name__ for f in facts} >= {"EvidenceRecorded", "OnboardingPaused"}
     again = tmp_path / "again"
     CliRunner().invoke(
-        app, ["demo-data", "--out", str(again), "--accounts", "40", "--seed", "2",
-              "--now", "2026-05-01T00:00:00Z"],
+        app,
+        [
+            "demo-data",
+            "--out",
+            str(again),
+            "--accounts",
+            "40",
+            "--seed",
+            "2",
+            "--now",
+            "2026-05-01T00:00:00Z",
+        ],
     )
     assert (again / "events.ndjson").read_bytes() == (out / "events.ndjson").read_bytes()
 

@@ -48,13 +48,23 @@ def _wait_serving(process: subprocess.Popen[str], url: str, deadline: float) -> 
 def _official_sdk_moves_a_milestone(url: str, auth: dict[str, str]) -> None:
     """segment-analytics-python, pointed at the embedded server, registers and kicks off."""
     errors: list[object] = []
-    client = Client("any-write-key", host=url, sync_mode=True, gzip=True, max_retries=0,
-                    on_error=lambda error, _: errors.append(error))
+    client = Client(
+        "any-write-key",
+        host=url,
+        sync_mode=True,
+        gzip=True,
+        max_retries=0,
+        on_error=lambda error, _: errors.append(error),
+    )
     account, user = f"acct_sdk_{uuid.uuid4().hex[:8]}", f"user_sdk_{uuid.uuid4().hex[:8]}"
     signed = datetime.now(UTC) - timedelta(minutes=10)
     client.group(user, account, {"name": "SDK Corp"}, timestamp=signed)
-    client.track(user, "Contract Signed", {"plan": "smb", "csm": "Avery Chen",
-                                            "licensed_seats": 10}, timestamp=signed)
+    client.track(
+        user,
+        "Contract Signed",
+        {"plan": "smb", "csm": "Avery Chen", "licensed_seats": 10},
+        timestamp=signed,
+    )
     client.track(user, "Kickoff Call Completed", {}, timestamp=signed + timedelta(minutes=5))
     assert not errors, errors
     detail_url = f"{url}/v1/onboardings/{onboarding_id_for(account, 'smb')}"
@@ -83,7 +93,11 @@ def test_run_serves_the_demo_and_explains_a_tasks_done_no_value_account(
     env.pop("FIRSTVALUE_KAFKA_BOOTSTRAP_SERVERS", None)
     process = subprocess.Popen(
         [sys.executable, "-m", "firstvalue", "run", "--port", str(port)],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         _wait_serving(process, url, SERVE_DEADLINE)
@@ -128,17 +142,23 @@ def test_migrate_then_api_serves_with_a_bootstrap_key(tmp_path: Path) -> None:
     }
     env.pop("FIRSTVALUE_KAFKA_BOOTSTRAP_SERVERS", None)
     command = [sys.executable, "-m", "firstvalue"]
-    migrated = subprocess.run([*command, "migrate"], cwd=tmp_path, env=env, text=True,
-                              capture_output=True, timeout=120)
+    migrated = subprocess.run(
+        [*command, "migrate"], cwd=tmp_path, env=env, text=True, capture_output=True, timeout=120
+    )
     assert migrated.returncode == 0, migrated.stderr
     process = subprocess.Popen(
         [*command, "api", "--port", str(port)],
-        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     try:
         _wait_serving(process, url, 60)
-        listing = httpx.get(f"{url}/v1/onboardings",
-                            headers={"Authorization": "Bearer ops-secret-key"}, timeout=10)
+        listing = httpx.get(
+            f"{url}/v1/onboardings", headers={"Authorization": "Bearer ops-secret-key"}, timeout=10
+        )
         assert listing.status_code == 200 and listing.json() == {"items": [], "next_cursor": None}
         ingest = httpx.post(f"{url}/v1/track", json={"userId": "u", "event": "x"}, timeout=10)
         assert ingest.status_code == 503 and "KAFKA" in ingest.json()["message"]

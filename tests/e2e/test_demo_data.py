@@ -169,14 +169,13 @@ def test_severe_accounts_are_at_twice_the_target_or_more(history, states) -> Non
         assert state.ttfv.breach == "severe", (state.onboarding_id, state.ttfv)
 
 
-def test_stalled_accounts_carry_the_technical_completion_escalation(
-    history, states, plans
-) -> None:
+def test_stalled_accounts_carry_the_technical_completion_escalation(history, states, plans) -> None:
     for state in _of(history, states, "stalled_in_setup"):
         plan = plans[state.plan_key]
         assert state.decomposition.go_live_at is None
         late = [
-            e for e in state.open_escalations
+            e
+            for e in state.open_escalations
             if any(r.key == e.rule_key and r.stage == plan.go_live_stage for r in plan.escalations)
         ]
         assert late, (state.onboarding_id, state.escalations)

@@ -36,9 +36,9 @@ ACCOUNT = ServiceAccountCredentials("sa-e2e", "sa-secret-e2e", "4242")
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
-def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
-    LiveServer
-]:
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
     directory: Path = tmp_path_factory.mktemp("sdk-mixpanel")
     tokens = f"{TOKEN},{API_SECRET},{ACCOUNT.username}:{ACCOUNT.secret}"
     with live_server(

@@ -27,9 +27,9 @@ WRITE_KEY = "wk_sdk_e2e"
 
 
 @pytest.fixture(scope="module", params=BACKENDS)
-def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
-    LiveServer
-]:
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LiveServer]:
     directory: Path = tmp_path_factory.mktemp("sdk-segment")
     with live_server(
         request.param, directory, segment_write_keys=WRITE_KEY, timer_interval_seconds=3600

@@ -63,10 +63,18 @@ def _signup(account: str, user: str) -> list[dict[str, Any]]:
     return [
         _message("identify", user, traits={"name": "Ada Park", "email": "ada@park.example"}),
         _message("group", user, groupId=account, traits={"name": "Park Industries"}),
-        _message("track", user, event="Contract Signed", properties={
-            "plan": "smb", "csm": "Avery Chen", "champion_user_id": user,
-            "licensed_seats": 10, "account_name": "Park Industries",
-        }),
+        _message(
+            "track",
+            user,
+            event="Contract Signed",
+            properties={
+                "plan": "smb",
+                "csm": "Avery Chen",
+                "champion_user_id": user,
+                "licensed_seats": 10,
+                "account_name": "Park Industries",
+            },
+        ),
     ]
 
 
@@ -106,8 +114,9 @@ async def test_single_track_with_body_write_key_and_gzip_is_accepted(stack: Stac
         "/v1/batch", json={"batch": _signup(account, user), "writeKey": WRITE_KEY}
     )
     assert signup.status_code == 200, signup.text
-    track = _message("track", user, 1, event="Success Criteria Agreed", properties={},
-                     writeKey=WRITE_KEY)
+    track = _message(
+        "track", user, 1, event="Success Criteria Agreed", properties={}, writeKey=WRITE_KEY
+    )
     track.pop("type")  # the endpoint says what it is
     response = await stack.client.post(
         "/v1/track",
@@ -153,7 +162,8 @@ async def test_batch_over_500_kb_is_400(stack: Stack) -> None:
 
 async def test_unknown_write_key_is_refused(stack: Stack) -> None:
     response = await stack.client.post(
-        "/v1/batch", json={"batch": [_message("track", "u1", event="Page Viewed")]},
+        "/v1/batch",
+        json={"batch": [_message("track", "u1", event="Page Viewed")]},
         headers=_basic("wk_wrong"),
     )
     assert response.status_code == 401

@@ -55,9 +55,15 @@ def test_buckets_are_right_closed() -> None:
 
 def test_group_distribution_counts_reached_open_breaches_and_ages() -> None:
     samples = [
-        reached("smb", 3), reached("smb", 5), reached("smb", 10), reached("smb", 12),
-        reached("smb", 20, "breach"), reached("smb", 30, "severe"),
-        still_open("smb", 5), still_open("smb", 20, "breach"), still_open("smb", 95, "severe"),
+        reached("smb", 3),
+        reached("smb", 5),
+        reached("smb", 10),
+        reached("smb", 12),
+        reached("smb", 20, "breach"),
+        reached("smb", 30, "severe"),
+        still_open("smb", 5),
+        still_open("smb", 20, "breach"),
+        still_open("smb", 95, "severe"),
     ]
     got = distribution("smb", samples)
     assert (got.onboardings, got.reached, got.open) == (9, 6, 3)
@@ -69,9 +75,7 @@ def test_group_distribution_counts_reached_open_breaches_and_ages() -> None:
 
 
 def test_report_groups_sorted_with_an_overall_total() -> None:
-    total, groups = report(
-        [reached("b", 40), reached("a", 2), still_open("a", 1), reached("b", 4)]
-    )
+    total, groups = report([reached("b", 40), reached("a", 2), still_open("a", 1), reached("b", 4)])
     assert [g.group for g in groups] == ["a", "b"]
     assert (total.onboardings, total.reached, total.open) == (4, 3, 1)
     assert total.percentiles[50] == 4.0 and total.max_days == 40.0

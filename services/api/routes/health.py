@@ -28,4 +28,3 @@ async def readyz(runtime: RuntimeDep) -> JSONResponse:
         body = {"error": {"code": "unavailable", "message": f"database unreachable: {exc}"}}
         return JSONResponse(body, status_code=503)
     return JSONResponse({"status": "ready"})
-

@@ -303,9 +303,11 @@ def _check(
         try:
             if isinstance(event, bytes):
                 raise InvalidMessage("invalid_json", "this line is not valid JSON")
-            record = {**event, SOURCE_MARKER: MIXPANEL, RECEIVED_AT: stamp} if isinstance(
-                event, dict
-            ) else event
+            record = (
+                {**event, SOURCE_MARKER: MIXPANEL, RECEIVED_AT: stamp}
+                if isinstance(event, dict)
+                else event
+            )
             normalized = normalize_mixpanel(
                 record,
                 received_at=received_at,

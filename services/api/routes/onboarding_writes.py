@@ -163,8 +163,9 @@ async def _relay(runtime: Runtime) -> None:
     try:
         await relay_outbox(runtime.sessionmaker, runtime.bus)
     except Exception:  # the write is committed; the outbox keeps the messages for later
-        log.warning("outbox relay after an API write failed; left for the next relay",
-                    exc_info=True)
+        log.warning(
+            "outbox relay after an API write failed; left for the next relay", exc_info=True
+        )
 
 
 _REFUSALS: tuple[tuple[type[FactRejected], int, str], ...] = (

@@ -22,6 +22,7 @@ from shared.storage.reports import ReportFilter, ReportRepository
 
 router = APIRouter(prefix="/v1/reports", tags=["reports"], responses=READ_ERRORS)
 
+
 @router.get("/ttfv", response_model=TTFVReport)
 async def ttfv_report(
     runtime: RuntimeDep,
@@ -68,9 +69,7 @@ async def at_risk(
 ) -> AtRiskPage:
     """Looks done, isn't: every vendor task complete, first value missing; newest first."""
     known(runtime.plans, segment=segment, plan=plan, stage=stage)
-    filters = ProjectionFilter(
-        segment=segment, plan_key=plan, csm=csm, stage=stage, at_risk=True
-    )
+    filters = ProjectionFilter(segment=segment, plan_key=plan, csm=csm, stage=stage, at_risk=True)
     try:
         page = await ProjectionRepository(session).list(filters, limit=limit, cursor=cursor)
     except InvalidCursor as exc:

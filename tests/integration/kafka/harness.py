@@ -136,7 +136,7 @@ async def snapshot(
             state[name] = [tuple(row) for row in await session.execute(text(sql))]
         repository = OnboardingRepository(session)
         evaluated = {}
-        for (onboarding_id, *_rest) in state["onboardings"]:
+        for onboarding_id, *_rest in state["onboardings"]:
             loaded = await repository.facts_for(onboarding_id)
             assert loaded is not None
             registration, facts = loaded
