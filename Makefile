@@ -32,9 +32,8 @@ lint: dev-venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-# Informative: reports type errors without failing the build.
 typecheck: dev-venv
-	-$(VENV)/bin/mypy shared services firstvalue
+	$(VENV)/bin/mypy shared services firstvalue
 
 migrate: venv
 	$(VENV)/bin/firstvalue migrate

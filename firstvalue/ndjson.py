@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Self
+from typing import IO, Self, cast
 
 GZIP_MAGIC = b"\x1f\x8b"
 MAX_LINE_BYTES = 1024 * 1024  # longer lines are rejected unread (bounded memory on garbage)
@@ -62,11 +62,13 @@ class ExportFile:
         self._text: IO[bytes] | None = None
 
     def __enter__(self) -> Self:
-        self._raw = self.path.open("rb")
-        self._text = gzip.GzipFile(fileobj=self._raw, mode="rb") if self.gzip else self._raw
+        raw: IO[bytes] = self.path.open("rb")
+        # a GzipFile reads as a binary file (typeshed types it as a buffered stream only)
+        text = cast(IO[bytes], gzip.GzipFile(fileobj=raw, mode="rb")) if self.gzip else raw
+        self._raw, self._text = raw, text
         if self._offset:
-            self._text.seek(self._offset)  # gzip: inflates up to it
-            if self._text.tell() != self._offset:
+            text.seek(self._offset)  # gzip: inflates up to it
+            if text.tell() != self._offset:
                 raise EOFError(f"{self.path} is shorter than the checkpoint's offset")
         return self
 

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# The whole check, as `make test` and CI run it: ruff, then pytest (unit, integration, e2e)
+# The whole check, as `make test` and CI run it: lint (ruff check, ruff format --check, mypy),
+# then pytest (unit, integration, e2e)
 # against a real PostgreSQL and Kafka started by with-servers.sh (stopped afterwards, pass or
 # fail), and Debian's Prometheus (prometheus.sh install): pytest runs `promtool check rules`,
 # `promtool test rules`, `promtool check metrics` on real scrapes and a real Prometheus server
 # (tests/integration/test_prometheus*.py, test_metrics*.py). Arguments go to pytest:
 # deploy/local/test.sh -k ttfv -x
-# pytest runs even when ruff finds problems, so one run shows both; the exit code is non-zero
+# pytest runs even when lint finds problems, so one run shows both; the exit code is non-zero
 # when either failed (pytest's own code when it failed; 5 means it collected no tests).
 # Expects .venv (make venv).
 set -euo pipefail
@@ -28,8 +29,9 @@ bash "$HERE/prometheus.sh" install ||
 rc=0
 bash "$HERE/with-servers.sh" bash -c '
     set -u
-    echo "== ruff check . && ruff format --check ." >&2
-    .venv/bin/ruff check . && .venv/bin/ruff format --check .; ruff_rc=$?
+    echo "== lint: ruff check, ruff format --check, mypy" >&2
+    .venv/bin/ruff check . && .venv/bin/ruff format --check . &&
+        .venv/bin/mypy shared services firstvalue; ruff_rc=$?
     echo "== pytest $*" >&2
     .venv/bin/python -m pytest "$@"; pytest_rc=$?
     echo "$ruff_rc $pytest_rc" > "$FIRSTVALUE_TEST_STATUS_FILE"
@@ -38,5 +40,5 @@ bash "$HERE/with-servers.sh" bash -c '
 ' test.sh "$@" || rc=$?
 
 read -r ruff_rc pytest_rc < "$STATUS" || { ruff_rc="-" pytest_rc="-"; }
-echo "test.sh: $( ((rc == 0)) && echo OK || echo FAILED ) (ruff exit $ruff_rc, pytest exit $pytest_rc) in $((SECONDS - t0)) s, servers included"
+echo "test.sh: $( ((rc == 0)) && echo OK || echo FAILED ) (lint exit $ruff_rc, pytest exit $pytest_rc) in $((SECONDS - t0)) s, servers included"
 exit "$rc"

@@ -101,18 +101,20 @@ def decode(
     raw: Mapping[str, Any] | bytes, received_at: datetime, options: IngestOptions
 ) -> list[NormalizedEvent | Rejected]:
     """One record (a Segment message, or a ``{"batch": [...]}`` envelope) → its events."""
-    raw_bytes = isinstance(raw, bytes | bytearray)
-    try:
-        data = orjson.loads(raw) if raw_bytes else raw
-    except orjson.JSONDecodeError as error:
-        return [Rejected(0, "invalid_json", str(error))]
+    if isinstance(raw, bytes | bytearray):
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError as error:
+            return [Rejected(0, "invalid_json", str(error))]
+        within_limits = fits_every_limit(raw)
+    else:
+        data, within_limits = raw, False
     if isinstance(data, dict) and "batch" in data:
         try:
             items = split_segment_batch(data, received_at)
         except InvalidMessage as error:
             return [Rejected(0, error.reason, str(error))]
         return [_decode_one(item, received_at, options, item_bytes=True) for item in items]
-    within_limits = raw_bytes and fits_every_limit(raw)  # type: ignore[arg-type]
     return [_decode_one(data, received_at, options, item_bytes=False, within_limits=within_limits)]
 
 

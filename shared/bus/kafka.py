@@ -66,7 +66,7 @@ class KafkaBatch:
         await self._subscription.commit(self)
 
 
-class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
+class _Listener(ConsumerRebalanceListener):
     def __init__(self, subscription: KafkaSubscription) -> None:
         self._subscription = subscription
 

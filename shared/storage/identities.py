@@ -148,9 +148,9 @@ class IdentityRepository:
         unique = {e.id: e for e in events}
         if dialect.is_postgresql(self._session):
             ordered = sorted(unique.values(), key=_event_id)
-            rows = ((e.id, e.user_id, e.name, e.at, e.properties, e.source) for e in ordered)
+            pending = ((e.id, e.user_id, e.name, e.at, e.properties, e.source) for e in ordered)
             return await dialect.insert_json_rows(
-                self._session, _JSON_ADD_PENDING, rows, recorded_at=recorded_at
+                self._session, _JSON_ADD_PENDING, pending, recorded_at=recorded_at
             )
         rows = [
             {

@@ -106,13 +106,13 @@ class OnboardingRepository:
             return set()
         ordered = sorted(first.values(), key=_onboarding_id)  # lock order
         if dialect.is_postgresql(self._session):
-            rows = (
+            registered = (
                 (r.onboarding_id, r.id, r.account_id, r.plan_key, r.at, r.csm,
                  r.champion_user_id, r.licensed_seats, r.account_name)
                 for r in ordered
             )  # fmt: skip
             return await dialect.insert_json_rows(
-                self._session, _JSON_REGISTER, rows, recorded_at=recorded_at
+                self._session, _JSON_REGISTER, registered, recorded_at=recorded_at
             )
         rows = [
             {
