@@ -172,9 +172,12 @@ def _fired(new: OnboardingState, e: EscalationStatus, key: str) -> Transition:
     return EscalationOpened(**_base(new, "EscalationOpened", key, e.fired_at), **common)
 
 
+RETRACTED = "retracted: the facts now show it never fell due"
+
+
 def _escalations(old: OnboardingState | None, new: OnboardingState) -> list[Transition]:
     before = {(e.rule_key, e.fired_at): e for e in old.escalations} if old else {}
-    found: list[Transition] = []
+    found: list[Transition] = _retracted(before, new)
     for e in new.escalations:
         key = f"{e.rule_key}@{e.fired_at.isoformat()}"
         prior = before.get((e.rule_key, e.fired_at))
@@ -192,6 +195,28 @@ def _escalations(old: OnboardingState | None, new: OnboardingState) -> list[Tran
                 )
             )
     return found
+
+
+def _retracted(
+    before: dict[tuple[str, datetime], EscalationStatus], new: OnboardingState
+) -> list[Transition]:
+    """Open escalations that the new state no longer holds at all: a late fact (evidence
+    dated before the SLA, a pause entered afterwards) or a changed plan erased them. Whoever
+    acted on the opening hears that it is over, as a resolution at the evaluation moment.
+    (One that fired after ``new.as_of`` is not judged: the new state cannot know it yet.)"""
+    kept = {(e.rule_key, e.fired_at) for e in new.escalations}
+    return [
+        EscalationResolved(
+            **_base(new, "EscalationResolved", f"{e.rule_key}@{e.fired_at.isoformat()}", new.as_of),
+            rule_key=e.rule_key,
+            level=e.level,
+            fired_at=e.fired_at,
+            resolution=RETRACTED,
+            ladder=e.ladder,
+        )
+        for (rule_key, fired_at), e in before.items()
+        if e.resolved_at is None and fired_at <= new.as_of and (rule_key, fired_at) not in kept
+    ]
 
 
 def transitions(old: OnboardingState | None, new: OnboardingState) -> list[Transition]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from shared.domain.evaluate import evaluate
 from shared.domain.transitions import (
+    RETRACTED,
     EscalationOpened,
     EscalationRaised,
     EscalationResolved,
@@ -128,3 +129,26 @@ def test_completing_the_milestone_publishes_its_resolution_with_the_reason() -> 
         ("technical_completion_late", day(30), "stage setup exited")
     ]
     assert resolved[0].to_dict()["resolution"] == "stage setup exited"
+
+
+def test_a_late_fact_that_erases_an_open_escalation_retracts_it_once() -> None:
+    """Setup was done on day 10, but its events arrive on day 20, after the day-14
+    escalation was announced: the escalation never fell due, and whoever acted on it hears
+    so (as a resolution with the retraction reason), once."""
+    stalled = [*stalled_in_setup(until=70)]
+    announced = evaluate(SMB, registration(), stalled, day(20))
+    assert [e.rule_key for e in announced.escalations] == ["technical_completion_late"]
+    corrected = evaluate(SMB, registration(), [*stalled, *setup_done(10)], day(20))
+    assert corrected.escalations == ()
+    found = transitions(announced, corrected)
+    retracted = [t for t in found if isinstance(t, EscalationResolved)]
+    assert [(t.rule_key, t.fired_at, t.at, t.resolution) for t in retracted] == [
+        ("technical_completion_late", day(14), day(20), RETRACTED)
+    ]
+    assert transitions(corrected, corrected) == []  # announced once
+
+
+def test_an_escalation_after_the_new_moment_is_not_retracted() -> None:
+    later = evaluate(SMB, registration(), stalled_in_setup(until=70), day(20))
+    earlier = evaluate(SMB, registration(), stalled_in_setup(until=70), day(10))
+    assert not [t for t in transitions(later, earlier) if isinstance(t, EscalationResolved)]
