@@ -46,6 +46,8 @@ class ProjectionFilter:
     tier: str | None = None
     at_risk: bool | None = None
     account_id: str | None = None
+    signed_from: datetime | None = None  # a signature-month cohort: [from, before)
+    signed_before: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -451,4 +453,8 @@ def filter_conditions(f: ProjectionFilter) -> Sequence[Any]:
         conditions.append(p.breach.in_(f.breach) if f.breach else false())
     if f.at_risk is not None:
         conditions.append(p.tasks_done_no_value == f.at_risk)
+    if f.signed_from is not None:
+        conditions.append(p.signed_at >= f.signed_from)
+    if f.signed_before is not None:
+        conditions.append(p.signed_at < f.signed_before)
     return conditions

@@ -155,6 +155,25 @@ async def test_at_risk_pages_and_filters(world: World) -> None:
     assert (await _get(world, "/v1/reports/at-risk", segment="mid_market"))["items"] == []
 
 
+async def test_the_lists_filter_by_signature_month_cohort(world: World) -> None:
+    march = await _get(world, "/v1/onboardings", cohort="2026-03")
+    assert {i["account_id"] for i in march["items"]} == {"acme", "birch", "cedar", "heron"}
+    smb_april = await _get(world, "/v1/onboardings", cohort="2026-04", segment="smb")
+    assert {i["account_id"] for i in smb_april["items"]} == {"delta", "ember", "fjord"}
+    month = world.seeded["kestrel"].signed_at.strftime("%Y-%m")
+    at_risk = await _get(world, "/v1/reports/at-risk", cohort=month)
+    expected = {
+        a for a in ("kestrel", "lumen") if world.seeded[a].signed_at.strftime("%Y-%m") == month
+    }
+    assert {i["account_id"] for i in at_risk["items"]} == expected
+    assert (await _get(world, "/v1/reports/at-risk", cohort="2026-01"))["items"] == []
+    for url in ("/v1/onboardings", "/v1/reports/at-risk"):
+        response = await world.stack.client.get(
+            url, params={"cohort": "2026-13"}, headers=world.stack.auth()
+        )
+        assert response.status_code == 422 and "cohort" in response.json()["error"]["message"]
+
+
 async def test_escalations_list_explains_rule_sla_and_firing(world: World) -> None:
     mosaic = world.seeded["mosaic"]
     body = await _get(world, "/v1/escalations", segment="mid_market", level=2)

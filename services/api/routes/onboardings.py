@@ -12,7 +12,7 @@ from services.api.auth import ReadKey
 from services.api.commands import Moment
 from services.api.dependencies import RuntimeDep, SessionDep
 from services.api.errors import READ_ERRORS, ApiError
-from services.api.filters import Cursor, Limit, invalid_cursor, known
+from services.api.filters import Cohort, Cursor, Limit, cohort_bounds, invalid_cursor, known
 from services.api.schemas import OnboardingDetail, OnboardingItem, OnboardingPage, detail
 from shared.domain.evaluate import evaluate
 from shared.domain.plans import Plan
@@ -38,10 +38,12 @@ async def list_onboardings(
     at_risk: Annotated[
         bool | None, Query(description="only onboardings whose tasks are done but not value")
     ] = None,
+    cohort: Cohort = None,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> OnboardingPage:
     known(runtime.plans, segment=segment, plan=plan, stage=stage)
+    signed_from, signed_before = cohort_bounds(cohort)
     filters = ProjectionFilter(
         segment=segment,
         plan_key=plan,
@@ -51,6 +53,8 @@ async def list_onboardings(
         breach=breach,
         tier=tier,
         at_risk=at_risk,
+        signed_from=signed_from,
+        signed_before=signed_before,
     )
     try:
         page = await OnboardingListRepository(session).page(filters, limit=limit, cursor=cursor)

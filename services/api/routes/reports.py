@@ -64,12 +64,22 @@ async def at_risk(
     plan: str | None = None,
     csm: str | None = None,
     stage: str | None = None,
+    cohort: Cohort = None,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> AtRiskPage:
     """Looks done, isn't: every vendor task complete, first value missing; newest first."""
     known(runtime.plans, segment=segment, plan=plan, stage=stage)
-    filters = ProjectionFilter(segment=segment, plan_key=plan, csm=csm, stage=stage, at_risk=True)
+    signed_from, signed_before = cohort_bounds(cohort)
+    filters = ProjectionFilter(
+        segment=segment,
+        plan_key=plan,
+        csm=csm,
+        stage=stage,
+        at_risk=True,
+        signed_from=signed_from,
+        signed_before=signed_before,
+    )
     try:
         page = await ProjectionRepository(session).list(filters, limit=limit, cursor=cursor)
     except InvalidCursor as exc:
