@@ -224,14 +224,23 @@ async def store_batch(
     return result
 
 
-async def announce_batch(decoded: DecodedBatch, result: IngestResult, bus: Bus) -> None:
-    """After the transaction: dead letters and fact notices acknowledged by the bus, then
-    the batch's offsets committed."""
+async def announce_batch(
+    decoded: DecodedBatch,
+    result: IngestResult,
+    bus: Bus,
+    reported: Callable[[IngestResult], None] | None = None,
+) -> None:
+    """After the transaction: dead letters and fact notices acknowledged by the bus, the
+    batch ``reported`` (metrics, callers), then its offsets committed — so whoever sees the
+    offsets committed sees the report too (a redelivery after a failed offset commit is
+    reported again, its events as duplicates, which they then are)."""
     notices = result.notices()
     await asyncio.gather(
         publish_dead_letters(bus, decoded.dead),
         bus.publish_many(topics.FACTS, [(n.account_id, n.encode()) for n in notices]),
     )
+    if reported is not None:
+        reported(result)
     await decoded.batch.commit()
 
 
@@ -328,13 +337,12 @@ async def run_ingest(
     gc.set_threshold(max(thresholds[0], GC_YOUNG_THRESHOLD), *thresholds[1:])
 
     async def consume(subscription: Subscription, succeeded: Callable[[], None]) -> None:
-        def applied(result: IngestResult) -> None:
-            succeeded()
-            record_stored(result)  # metrics: outcomes and dead letters of a committed batch
+        def reported(result: IngestResult) -> None:
+            record_stored(result)  # metrics: outcomes and dead letters of a stored batch
             if on_batch is not None:
                 on_batch(result)
 
-        await _pipeline(subscription, bus, sessionmaker, options, clock, applied)
+        await _pipeline(subscription, bus, sessionmaker, options, clock, reported, succeeded)
 
     try:
         await consume_with_retries(
@@ -350,7 +358,8 @@ async def _pipeline(
     sessionmaker: async_sessionmaker[AsyncSession],
     options: IngestOptions,
     clock: Callable[[], datetime],
-    applied: Callable[[IngestResult], None],
+    reported: Callable[[IngestResult], None],
+    succeeded: Callable[[], None],
 ) -> None:
     """Three stages over consecutive batches: decode one while the previous one is in its
     transaction and the one before is being announced and committed. Transactions run one
@@ -379,9 +388,8 @@ async def _pipeline(
                 _store_after(stored, decoded, sessionmaker, options, clock())
             )
             previous = unacked[-1] if unacked else None
-            unacked.append(
-                asyncio.create_task(_announce_after(previous, stored, decoded, bus, applied))
-            )
+            announcing = _announce_after(previous, stored, decoded, bus, reported, succeeded)
+            unacked.append(asyncio.create_task(announcing))
             fetching = asyncio.ensure_future(anext(batches, None))
         while unacked:
             await unacked.popleft()
@@ -410,13 +418,14 @@ async def _announce_after(
     stored: asyncio.Task[IngestResult],
     decoded: DecodedBatch,
     bus: Bus,
-    applied: Callable[[IngestResult], None],
+    reported: Callable[[IngestResult], None],
+    succeeded: Callable[[], None],
 ) -> IngestResult:
-    """Announce and commit a stored batch, then report it at once: with no await between
-    the offset commit and the report, whoever sees the offsets committed sees the report."""
+    """Announce, report and commit a stored batch (``announce_batch``), then count it as a
+    success for the retry policy."""
     result = await stored
     if previous is not None:
         await previous  # offsets are committed in order
-    await announce_batch(decoded, result, bus)
-    applied(result)
+    await announce_batch(decoded, result, bus, reported)
+    succeeded()
     return result
