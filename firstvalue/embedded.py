@@ -201,6 +201,7 @@ async def start_pipeline(
                 plans,
                 interval_seconds=settings.timer_interval_seconds,
                 webhooks=WebhookOptions.from_settings(settings),
+                retention_days=settings.retention_days,
             ),
             name="milestones",
         ),

@@ -94,6 +94,7 @@ async def milestones(settings: Settings, *, bus: Bus | None = None) -> None:
                 plans,
                 interval_seconds=settings.timer_interval_seconds,
                 webhooks=WebhookOptions.from_settings(settings),
+                retention_days=settings.retention_days,
             )
             await _until_cancelled(bus, service)
 

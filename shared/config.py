@@ -112,6 +112,9 @@ class Settings(BaseSettings):
     webhook_backoff_seconds: float = 2.0  # first retry; doubles each attempt
     webhook_backoff_max_seconds: float = 600.0
     webhook_concurrency: int = 4  # requests in flight at once per process
+    # Idempotency keys and settled webhook deliveries older than this are pruned hourly by
+    # the milestones service (README "Retention"); 0 leaves it to `firstvalue prune`.
+    retention_days: float = 30.0
 
     @field_validator("database_url")
     @classmethod
@@ -153,6 +156,13 @@ class Settings(BaseSettings):
     def _positive(cls, value: float) -> float:
         if value <= 0:
             raise ValueError("must be greater than 0")
+        return value
+
+    @field_validator("retention_days")
+    @classmethod
+    def _retention(cls, value: float) -> float:
+        if value != 0 and not value >= 1:  # shorter would drop keys clients still retry
+            raise ValueError("must be 0 (no automatic pruning) or at least 1 day")
         return value
 
     @field_validator("webhook_url")

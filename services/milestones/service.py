@@ -1,6 +1,6 @@
 """One milestones service instance (``firstvalue milestones``): the ``onboarding.facts``
-consumer, the timer loop and the optional webhook worker side by side, on one bus and one
-database, with one injectable clock.
+consumer, the timer loop, the optional webhook worker and the retention loop side by side,
+on one bus and one database, with one injectable clock.
 
 Run as many instances as needed: the consumer group splits the facts partitions between
 them, timer pages are claimed with ``SKIP LOCKED``, projections of one onboarding serialise
@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.milestones.consumer import run_milestones
+from services.milestones.retention import run_retention
 from services.milestones.timers import run_timers
 from services.milestones.webhooks_worker import WebhookOptions, run_webhooks
 from shared.bus.bus import Bus
@@ -31,10 +32,12 @@ async def run_service(
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     group: str = "milestones",
     webhooks: WebhookOptions | None = None,
+    retention_days: float = 0.0,
 ) -> None:
-    """Consume facts, fire timers and (with ``webhooks``) deliver webhooks until cancelled
-    or the bus stops; then the timers and the webhook worker stop too (the timers hold no
-    batch; a webhook batch cut short is redelivered and deduplicated)."""
+    """Consume facts, fire timers, (with ``webhooks``) deliver webhooks and (with
+    ``retention_days`` > 0) prune finished bookkeeping until cancelled or the bus stops;
+    then the helpers stop too (the timers hold no batch; a webhook batch cut short is
+    redelivered and deduplicated)."""
     async with asyncio.TaskGroup() as tg:
         consumer = tg.create_task(
             run_milestones(bus, sessionmaker, plans, clock=clock, group=group)
@@ -46,6 +49,9 @@ async def run_service(
         ]
         if webhooks is not None:  # its own consumer group: never holds up the consumer
             helpers.append(tg.create_task(run_webhooks(bus, sessionmaker, webhooks)))
+        if retention_days > 0:
+            retention = run_retention(sessionmaker, days=retention_days, clock=clock)
+            helpers.append(tg.create_task(retention))
         await consumer
         for helper in helpers:
             helper.cancel()

@@ -22,6 +22,15 @@ def test_defaults_run_embedded_on_a_sqlite_file(monkeypatch: pytest.MonkeyPatch)
         30.0,
     )
     assert settings.api_keys == [] and settings.segment_write_keys == []
+    assert settings.retention_days == 30.0
+
+
+def test_retention_is_off_at_0_and_otherwise_at_least_a_day(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for value, expected in (("0", 0.0), ("1", 1.0), ("90", 90.0)):
+        monkeypatch.setenv("FIRSTVALUE_RETENTION_DAYS", value)
+        assert load_settings().retention_days == expected
 
 
 def test_environment_lists_and_urls_are_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -48,6 +57,8 @@ def test_environment_lists_and_urls_are_parsed(monkeypatch: pytest.MonkeyPatch) 
         ("API_KEYS", "nokey"),
         ("DATABASE_URL", "mysql://x/y"),
         ("TIMER_INTERVAL_SECONDS", "0"),
+        ("RETENTION_DAYS", "0.5"),
+        ("RETENTION_DAYS", "-1"),
     ],
 )
 def test_bad_settings_fail_at_start_up(
