@@ -52,6 +52,22 @@ class Subscription(Protocol):
     def __aiter__(self) -> AsyncIterator[Batch]: ...
 
 
+class LeavesOnExit:
+    """The ``async with`` exit every subscription shares: leave the group (``close``) however
+    the block ended, so what was not committed goes to the group's other members."""
+
+    async def close(self) -> None:
+        raise NotImplementedError
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
 class Bus(Protocol):
     """Publish keyed byte values to topics; consume them in groups with explicit commits."""
 

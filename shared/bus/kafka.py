@@ -23,14 +23,13 @@ import itertools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Iterable
 from datetime import UTC, datetime
-from types import TracebackType
 from typing import Any, Self, TypeVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import CommitFailedError, IllegalStateError
 
-from shared.bus.bus import Message
+from shared.bus.bus import LeavesOnExit, Message
 
 _EPOCH = datetime.fromtimestamp(0, UTC)
 log = logging.getLogger(__name__)
@@ -77,7 +76,7 @@ class _Listener(ConsumerRebalanceListener):
         self._subscription.assigned(assigned)
 
 
-class KafkaSubscription:
+class KafkaSubscription(LeavesOnExit):
     """One group member: ``async with`` joins the group, iteration yields batches."""
 
     def __init__(self, bus: KafkaBus, topic: str, group: str, max_records: int) -> None:
@@ -110,14 +109,6 @@ class KafkaSubscription:
                 await self.close()
             raise
         return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     async def close(self) -> None:
         """Leave the group; what was not committed goes to the group's other members."""

@@ -14,10 +14,9 @@ import zlib
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from types import TracebackType
 from typing import Self
 
-from shared.bus.bus import Message
+from shared.bus.bus import LeavesOnExit, Message
 
 
 @dataclass
@@ -36,14 +35,14 @@ class MemoryBatch:
         self.messages = messages
 
     async def commit(self) -> None:
+        committed = self._group.committed
         async with self._bus._changed:
             for message in self.messages:
-                committed = self._group.committed
                 committed[message.partition] = max(committed[message.partition], message.offset + 1)
             self._bus._changed.notify_all()
 
 
-class MemorySubscription:
+class MemorySubscription(LeavesOnExit):
     """One consumer of a group; iterate for batches until the subscription or bus closes."""
 
     def __init__(self, bus: MemoryBus, topic: str, group: str, max_records: int) -> None:
@@ -62,14 +61,6 @@ class MemorySubscription:
             self._open = True
             self._bus._changed.notify_all()
         return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     async def close(self) -> None:
         """Leave the group; what this consumer did not commit goes to the others."""
