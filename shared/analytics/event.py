@@ -177,6 +177,17 @@ def checked_size(message: Mapping[str, Any], limit: int) -> None:
         raise InvalidMessage("nul_character", "message contains a NUL character")
 
 
+def checked_message(message: Any, what: str, limit: int, *, within_limits: bool) -> dict[str, Any]:
+    """``message`` once it is a JSON object (``what`` names it in the refusal) that passes
+    ``checked_size`` under ``limit``; ``within_limits``: its bytes passed ``fits_every_limit``
+    (no size check needed)."""
+    if not isinstance(message, dict):
+        raise InvalidMessage("not_an_object", f"{what} must be a JSON object")
+    if not within_limits:
+        checked_size(message, limit)
+    return message
+
+
 SIZE_CHECK_FREE_BYTES = 6 * 1024  # see fits_every_limit
 _MAX_NESTING = 255  # orjson encodes this many levels
 

@@ -20,7 +20,7 @@ from typing import Any
 from shared.analytics.event import (
     InvalidMessage,
     NormalizedEvent,
-    checked_size,
+    checked_message,
     content_id,
     event_name,
     identifier,
@@ -52,10 +52,9 @@ def normalize_mixpanel(
 ) -> NormalizedEvent:
     """One Mixpanel event → ``NormalizedEvent``; raises ``InvalidMessage`` with the reason.
     ``within_limits``: its bytes passed ``fits_every_limit`` (no size check needed)."""
-    if not isinstance(message, dict):
-        raise InvalidMessage("not_an_object", "a Mixpanel event must be a JSON object")
-    if not within_limits:
-        checked_size(message, MAX_EVENT_BYTES)
+    message = checked_message(
+        message, "a Mixpanel event", MAX_EVENT_BYTES, within_limits=within_limits
+    )
     name = event_name(message.get("event"), "event")
     properties = message.get("properties")
     if not isinstance(properties, dict):

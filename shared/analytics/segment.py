@@ -19,7 +19,7 @@ from shared.analytics.event import (
     SOURCE_MARKER,
     InvalidMessage,
     NormalizedEvent,
-    checked_size,
+    checked_message,
     content_id,
     event_name,
     identifier,
@@ -45,10 +45,9 @@ def normalize_segment(
 ) -> NormalizedEvent:
     """One Segment message → ``NormalizedEvent``; raises ``InvalidMessage`` with the reason.
     ``within_limits``: its bytes passed ``fits_every_limit`` (no size check needed)."""
-    if not isinstance(message, dict):
-        raise InvalidMessage("not_an_object", "a Segment message must be a JSON object")
-    if not within_limits:
-        checked_size(message, MAX_MESSAGE_BYTES)
+    message = checked_message(
+        message, "a Segment message", MAX_MESSAGE_BYTES, within_limits=within_limits
+    )
     kind = message.get("type")
     if kind not in TYPES:
         shown = "missing" if kind is None else repr(kind)[:40]
