@@ -25,7 +25,6 @@ import json
 import os
 import random
 import secrets
-import socket
 import statistics
 import subprocess
 import sys
@@ -40,7 +39,9 @@ import httpx
 import orjson
 import uvloop
 from lab.machine import describe
+from lab.onboardings import analyze, copy_onboardings
 from lab.postgres import asyncpg_dsn, fresh_database, server_version
+from lab.servers import env, free_port
 
 from firstvalue.demo_data import generate
 from firstvalue.embedded import load_history, start_pipeline
@@ -57,13 +58,6 @@ TARGETS_MS = {"detail": 50.0, "report": 500.0}  # detail p99, report p99
 # Connections the load generator keeps busy per endpoint (the API is one uvicorn worker on
 # a 2-core machine it shares with PostgreSQL and the generator).
 CONCURRENCY = (("list", 4), ("detail", 4), ("report", 2))
-
-
-def env(name: str) -> str:
-    value = os.environ.get(name)
-    if not value:
-        sys.exit(f"{name} is not set: run through deploy/local/with-servers.sh (make bench)")
-    return value
 
 
 async def template_states() -> dict[str, list[dict[str, Any]]]:
@@ -151,67 +145,17 @@ def rows(
     return registrations, projections
 
 
-PROJECTION_COLUMNS = [
-    "onboarding_id",
-    "account_id",
-    "account_name",
-    "plan_key",
-    "plan_version",
-    "segment",
-    "csm",
-    "status",
-    "current_stage",
-    "signed_at",
-    "first_value_at",
-    "ttfv_days",
-    "breach",
-    "health_score",
-    "health_tier",
-    "onboarded_at",
-    "tasks_done_no_value",
-    "open_escalations",
-    "max_escalation_level",
-    "next_due_at",
-    "updated_at",
-    "state",
-]
-REGISTRATION_COLUMNS = [
-    "onboarding_id",
-    "fact_id",
-    "account_id",
-    "plan_key",
-    "signed_at",
-    "csm",
-    "champion_user_id",
-    "licensed_seats",
-    "account_name",
-    "recorded_at",
-]
-
-
 async def bulk_load(url: str, registrations: list[Any], projections: list[Any]) -> float:
     started = time.perf_counter()
     conn = await asyncpg.connect(asyncpg_dsn(url))
     try:
-        for table, columns, records in (
-            ("onboardings", REGISTRATION_COLUMNS, registrations),
-            ("onboarding_projections", PROJECTION_COLUMNS, projections),
-        ):
-            for start in range(0, len(records), COPY_CHUNK):
-                await conn.copy_records_to_table(
-                    table, records=records[start : start + COPY_CHUNK], columns=columns
-                )
-        await conn.execute("VACUUM ANALYZE onboardings")
-        await conn.execute("VACUUM ANALYZE onboarding_projections")
+        for start in range(0, len(registrations), COPY_CHUNK):
+            end = start + COPY_CHUNK
+            await copy_onboardings(conn, registrations[start:end], projections[start:end])
+        await analyze(conn)
     finally:
         await conn.close()
     return time.perf_counter() - started
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def serve(url: str, key: str, port: int) -> subprocess.Popen[bytes]:

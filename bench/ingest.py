@@ -33,7 +33,6 @@ import contextlib
 import gc
 import multiprocessing
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -43,7 +42,6 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from multiprocessing.context import BaseContext
-from types import TracebackType
 from typing import Any, Self
 
 import asyncpg  # type: ignore[import-untyped]
@@ -51,15 +49,16 @@ import httpx
 import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from lab.machine import describe
+from lab.machine import describe, load_average
 from lab.postgres import asyncpg_dsn, fresh_database, server_version
+from lab.servers import env, free_port
 from lab.workload import demo_events
 
 from services.ingest.consumer import BATCH_RECORDS, IngestOptions, decode, run_ingest
 from shared.analytics.normalize import partition_key
 from shared.bus import topics
-from shared.bus.bus import Batch
-from shared.bus.kafka import KafkaBus
+from shared.bus.bus import Batch, LeavesOnExit
+from shared.bus.kafka import KafkaBus, KafkaSubscription
 from shared.plan_files import default_plans
 from shared.storage.engine import create_engine, create_sessionmaker
 
@@ -87,13 +86,6 @@ class Rates:
     decode: float = 0.0
     floor: float = 0.0  # the least any consumer must do, with the design's dedupe
     floor_copy: float = 0.0  # the same storing by COPY (no dedupe)
-
-
-def env(name: str) -> str:
-    value = os.environ.get(name)
-    if not value:
-        sys.exit(f"{name} is not set: run through deploy/local/with-servers.sh (make bench)")
-    return value
 
 
 async def create_topics(servers: str, prefix: str) -> None:
@@ -182,8 +174,8 @@ class Observed:
         return ObservedSubscription(self, self.bus.subscribe(topic, group, max_records=max_records))
 
 
-class ObservedSubscription:
-    def __init__(self, owner: Observed, inner: Any) -> None:
+class ObservedSubscription(LeavesOnExit):
+    def __init__(self, owner: Observed, inner: KafkaSubscription) -> None:
         self._owner = owner
         self._inner = inner
 
@@ -191,13 +183,8 @@ class ObservedSubscription:
         await self._inner.__aenter__()
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self._inner.__aexit__(exc_type, exc, tb)
+    async def close(self) -> None:
+        await self._inner.close()
 
     async def __aiter__(self) -> AsyncIterator[ObservedBatch]:
         async for batch in self._inner:
@@ -217,9 +204,10 @@ class ObservedBatch:
     async def commit(self) -> None:
         await self._inner.commit()
         owner = self._owner
+        if owner.tally is not None:  # the scale-out run: its clock is the tally's
+            owner.tally.add(len(self.messages))
+            return
         owner.committed += len(self.messages)
-        if owner.tally is not None and owner.tally.add(len(self.messages)) >= owner.expected:
-            owner.done.set()
         if owner.committed >= owner.expected and not owner.done.is_set():
             owner.last = time.perf_counter()
             owner.done.set()
@@ -234,7 +222,7 @@ async def end_to_end(servers: str, prefix: str, database_url: str, expected: int
     options = IngestOptions(plan_keys=frozenset(plans))
     group = f"bench-ingest-{uuid.uuid4().hex[:8]}"
     consumer = asyncio.create_task(
-        run_ingest(bus, create_sessionmaker(engine), options, group=group)  # type: ignore[arg-type]
+        run_ingest(bus, create_sessionmaker(engine), options, group=group)
     )
     try:
         done = asyncio.create_task(bus.done.wait())
@@ -291,7 +279,7 @@ async def _consume_share(
     await bus.start()
     options = IngestOptions(plan_keys=frozenset(default_plans()))
     consumer = asyncio.create_task(
-        run_ingest(bus, create_sessionmaker(engine), options, group=group)  # type: ignore[arg-type]
+        run_ingest(bus, create_sessionmaker(engine), options, group=group)
     )
     try:
         deadline = time.monotonic() + DEADLINE
@@ -337,12 +325,6 @@ async def scale_out(
     return float(tally.committed.value / (tally.last.value - tally.first.value))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class EndOffsets:
     """Records on a topic so far (a consumer kept open: one started and stopped at once trips
     over aiokafka's own start-up tasks)."""
@@ -380,7 +362,7 @@ async def http_ingest(
     servers: str, database_url: str, events: Sequence[dict[str, Any]], connections: int
 ) -> float:
     """Events/s accepted (200) by ``POST /v1/batch`` of a real ``firstvalue api`` process."""
-    port = _free_port()
+    port = free_port()
     settings = {
         "FIRSTVALUE_DATABASE_URL": database_url,
         "FIRSTVALUE_KAFKA_BOOTSTRAP_SERVERS": servers,
@@ -579,10 +561,6 @@ async def stored_events(database_url: str) -> int:
         await conn.close()
 
 
-def _load() -> str:
-    return " ".join(f"{value:.2f}" for value in os.getloadavg())
-
-
 def decode_only(records: Sequence[tuple[str | None, bytes]]) -> float:
     """Events/s of firstvalue's decoding alone (JSON → normalised event, no I/O): the
     CPU floor of the end-to-end path, whatever the database does."""
@@ -598,7 +576,7 @@ async def main(args: argparse.Namespace) -> Rates:
     servers = env("FIRSTVALUE_TEST_KAFKA_BOOTSTRAP_SERVERS")
     postgres = env("FIRSTVALUE_TEST_DATABASE_URL")
     print(f"machine: {describe(await server_version(postgres))}", flush=True)
-    print(f"load average at start: {_load()} (other work on the machine skews every figure)")
+    print(f"load average at start: {load_average()} (other work on the machine skews every figure)")
     events = demo_events(args.events, datetime.now(UTC))
     records = [(partition_key(m), orjson.dumps(m)) for m in events]
     size = sum(len(v) for _, v in records) / len(records)
@@ -695,7 +673,9 @@ def report(rates: Rates, args: argparse.Namespace) -> None:
         ("PostgreSQL executemany ON CONFLICT", rates.executemany, "rows/s"),
         ("PostgreSQL COPY", rates.copy, "rows/s"),
     ]
-    print(f"\nfirstvalue ingest bench: {rates.events:,} events (load average now: {_load()})")
+    print(
+        f"\nfirstvalue ingest bench: {rates.events:,} events (load average now: {load_average()})"
+    )
     for label, value, unit in rows:
         print(f"  {label:<46} {value:>10,.0f} {unit}")
     print(

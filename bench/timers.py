@@ -41,7 +41,8 @@ from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
 import orjson
-from lab.machine import describe
+from lab.machine import describe, load_average
+from lab.onboardings import analyze, copy_onboardings
 from lab.postgres import asyncpg_dsn, fresh_database, server_version
 from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql
@@ -65,17 +66,6 @@ RUNS = 200
 SEGMENTS = (("smb", 0.55, 14.0), ("mid_market", 0.30, 45.0), ("enterprise", 0.15, 90.0))
 STAGES = ("kickoff", "setup", "first_value", "adoption")
 STATE = orjson.dumps({"bench": "bulk-loaded by bench/timers.py; not a derived state"}).decode()
-
-ONBOARDING_COLUMNS = (
-    "onboarding_id", "fact_id", "account_id", "plan_key", "signed_at", "csm",
-    "champion_user_id", "licensed_seats", "account_name", "recorded_at",
-)  # fmt: skip
-PROJECTION_COLUMNS = (
-    "onboarding_id", "account_id", "account_name", "plan_key", "plan_version", "segment", "csm",
-    "status", "current_stage", "signed_at", "first_value_at", "ttfv_days", "breach",
-    "health_score", "health_tier", "onboarded_at", "tasks_done_no_value", "open_escalations",
-    "max_escalation_level", "next_due_at", "updated_at", "state",
-)  # fmt: skip
 
 
 def rows(count: int, seed: int = 5) -> Iterator[tuple[tuple[Any, ...], tuple[Any, ...]]]:
@@ -124,17 +114,11 @@ async def bulk_load(url: str, count: int) -> float:
         loaded = 0
         while loaded < count:
             chunk = [next(generated) for _ in range(min(CHUNK, count - loaded))]
-            await conn.copy_records_to_table(
-                "onboardings", records=[r for r, _ in chunk], columns=ONBOARDING_COLUMNS
-            )
-            await conn.copy_records_to_table(
-                "onboarding_projections", records=[p for _, p in chunk], columns=PROJECTION_COLUMNS
-            )
+            await copy_onboardings(conn, [r for r, _ in chunk], [p for _, p in chunk])
             loaded += len(chunk)
             print(f"  loaded {loaded:,}/{count:,}", end="\r", file=sys.stderr, flush=True)
         print(file=sys.stderr)
-        await conn.execute("VACUUM ANALYZE onboardings")
-        await conn.execute("VACUUM ANALYZE onboarding_projections")
+        await analyze(conn)
     finally:
         await conn.close()
     return time.perf_counter() - started
@@ -288,8 +272,7 @@ async def measure_replay(url: str, workers: int) -> list[dict[str, Any]]:
     try:
         for label, moment, count in passes:
             started = time.perf_counter()
-            kwargs = {"workers": count} if count > 1 else {}  # the call as of HEAD~ too
-            projected = await replay_all(sessions, plans, moment, **kwargs)
+            projected = await replay_all(sessions, plans, moment, workers=count)
             seconds = time.perf_counter() - started
             async with sessions() as session:
                 queued = await session.scalar(select(func.count()).select_from(OutboxRecord))
@@ -307,7 +290,7 @@ async def main(onboardings: int, replay_accounts: int, copies: int, workers: int
     if not server:
         sys.exit("set FIRSTVALUE_TEST_DATABASE_URL (deploy/local/with-servers.sh does)")
     print(f"bench/timers.py on {describe(await server_version(server))}")
-    print(f"load average at start: {_load()}")
+    print(f"load average at start: {load_average()}")
     async with fresh_database(server) as url:
         print(f"Loading {onboardings:,} onboardings with timers (COPY)…")
         load = await bulk_load(url, onboardings)
@@ -317,7 +300,7 @@ async def main(onboardings: int, replay_accounts: int, copies: int, workers: int
         population = await store_population(url, replay_accounts, copies)
         print(f"Replaying {population['onboardings']:,} onboardings…")
         passes = await measure_replay(url, workers)
-    print(f"load average at end: {_load()}")
+    print(f"load average at end: {load_average()}")
     print(f"\n{q['explain']['due']}\n\n{q['explain']['claim_due']}\n")
     figures = [
         ("onboardings (registrations + projections)", f"{onboardings:,}"),
@@ -349,10 +332,6 @@ async def main(onboardings: int, replay_accounts: int, copies: int, workers: int
         )
     for label, value in figures:
         print(f"  {label:<56} {value}")
-
-
-def _load() -> str:
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def _ms(q: dict[str, Any], name: str) -> str:

@@ -43,3 +43,8 @@ def describe(postgres_version: str) -> str:
         f"PostgreSQL {postgres_version}, Apache Kafka {_kafka_version()} (single-node KRaft), "
         f"aiokafka {aiokafka.__version__}"
     )
+
+
+def load_average() -> str:
+    """The 1, 5 and 15 minute load averages (the machine is shared: they skew every figure)."""
+    return " ".join(f"{value:.2f}" for value in os.getloadavg())
