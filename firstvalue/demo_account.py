@@ -19,14 +19,13 @@ from typing import Any
 from firstvalue.demo_scenarios import SIGNED_OFF, THIN, min_age, quiet_days
 from shared.domain.facts import (
     EvidenceRecorded,
+    ManualFact,
     MilestoneAmended,
     OnboardingPaused,
     OnboardingResumed,
 )
 from shared.domain.plans import EventRule, Milestone, Plan, PropertyFilter
 
-DemoFact = EvidenceRecorded | OnboardingPaused | OnboardingResumed | MilestoneAmended
-"""The manual facts a demo history holds: they enter through the API, not the event stream."""
 MANUAL_SHARE = 0.06  # milestones with a rule and `manual: true` recorded by hand this often
 SEATS: dict[str, int] = {"smb": 10, "mid_market": 25, "enterprise": 60}
 # Sessions per active user per week: keeps ~320 accounts near 30–80k messages.
@@ -126,7 +125,7 @@ class AccountBuilder:
     name: str
     onboarding_id: Callable[[str, str], str]
     messages: list[dict[str, Any]] = field(default_factory=list)
-    facts: list[DemoFact] = field(default_factory=list)
+    facts: list[ManualFact] = field(default_factory=list)
     quiet_from: dict[str, float] = field(default_factory=dict)  # user → last active day
     stage_entry: dict[str, float | None] = field(default_factory=dict)
     go_live: float | None = None
@@ -146,7 +145,7 @@ class AccountBuilder:
         self.age = (self.now - self.signed_at).total_seconds() / 86400
         self.cutoff = self.age  # nothing after the history's end (or the account's silence)
 
-    def build(self) -> tuple[DemoAccount, list[dict[str, Any]], list[DemoFact]]:
+    def build(self) -> tuple[DemoAccount, list[dict[str, Any]], list[ManualFact]]:
         self._track(
             0.0,
             self.champion,

@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from firstvalue.demo_account import AccountBuilder, DemoAccount, DemoFact
+from firstvalue.demo_account import AccountBuilder, DemoAccount
 from firstvalue.demo_scenarios import SCENARIO_WEIGHTS, SCENARIOS, feasible
 from shared.analytics.registration import onboarding_id_for
+from shared.domain.facts import ManualFact
 from shared.domain.plans import Plan
 
 __all__ = ["SCENARIOS", "DemoAccount", "DemoHistory", "generate"]
@@ -98,7 +99,7 @@ class DemoHistory:
 
     now: datetime
     messages: list[dict[str, Any]]
-    facts: list[DemoFact]
+    facts: list[ManualFact]
     accounts: list[DemoAccount]
 
 

@@ -8,40 +8,20 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import datetime
-from typing import Any
+from typing import Any, get_args
 
 from shared.domain.facts import (
-    EvidenceRecorded,
-    MilestoneAmended,
-    OnboardingPaused,
-    OnboardingRegistered,
-    OnboardingResumed,
+    CommandFact,
 )
 
-ManualFact = (
-    OnboardingRegistered
-    | EvidenceRecorded
-    | OnboardingPaused
-    | OnboardingResumed
-    | MilestoneAmended
-)
-_TYPES: dict[str, type[ManualFact]] = {
-    cls.__name__: cls
-    for cls in (
-        OnboardingRegistered,
-        EvidenceRecorded,
-        OnboardingPaused,
-        OnboardingResumed,
-        MilestoneAmended,
-    )
-}
+_TYPES: dict[str, type[CommandFact]] = {cls.__name__: cls for cls in get_args(CommandFact)}
 
 
 class InvalidRecord(ValueError):
     """A line that is not a manual fact this version understands."""
 
 
-def to_record(fact: ManualFact) -> dict[str, Any]:
+def to_record(fact: CommandFact) -> dict[str, Any]:
     record: dict[str, Any] = {"type": type(fact).__name__}
     for f in dataclasses.fields(fact):
         value = getattr(fact, f.name)
@@ -49,7 +29,7 @@ def to_record(fact: ManualFact) -> dict[str, Any]:
     return record
 
 
-def from_record(record: dict[str, Any]) -> ManualFact:
+def from_record(record: dict[str, Any]) -> CommandFact:
     kind = record.get("type")
     cls = _TYPES.get(kind) if isinstance(kind, str) else None
     if cls is None:

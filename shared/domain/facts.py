@@ -95,6 +95,11 @@ class MilestoneAmended:
     due_day: int | None = None
 
 
+ManualFact = EvidenceRecorded | OnboardingPaused | OnboardingResumed | MilestoneAmended
+"""What people enter about an onboarding (through the API), as opposed to observed usage."""
+CommandFact = OnboardingRegistered | ManualFact
+"""What the write API (and a manual-facts file) carries: a registration or a manual fact."""
+
 Fact = (
     OnboardingRegistered
     | EventObserved

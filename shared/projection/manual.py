@@ -15,7 +15,9 @@ import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.domain.facts import (
+    CommandFact,
     EvidenceRecorded,
+    ManualFact,
     MilestoneAmended,
     OnboardingPaused,
     OnboardingRegistered,
@@ -33,7 +35,7 @@ from shared.projection.errors import (
     UnknownPlan,
 )
 from shared.projection.projector import project
-from shared.storage.onboardings import ManualFact, OnboardingRepository
+from shared.storage.onboardings import OnboardingRepository
 
 __all__ = [
     "CommandFact",
@@ -49,7 +51,6 @@ __all__ = [
     "record_fact",
 ]
 
-CommandFact = OnboardingRegistered | ManualFact
 FUTURE_TOLERANCE = timedelta(minutes=5)  # client clocks drift; a week ahead is a mistake
 
 

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shared.domain.facts import (
     EvidenceRecorded,
     Fact,
+    ManualFact,
     MilestoneAmended,
     OnboardingPaused,
     OnboardingRegistered,
@@ -26,8 +27,6 @@ from shared.domain.facts import (
 from shared.storage import dialect
 from shared.storage.account_events import IDS_PER_QUERY, events_by_account
 from shared.storage.tables import OnboardingFactRecord, OnboardingRecord
-
-ManualFact = EvidenceRecorded | OnboardingPaused | OnboardingResumed | MilestoneAmended
 
 FACT_KINDS: dict[str, type[ManualFact]] = {
     "evidence": EvidenceRecorded,
