@@ -57,31 +57,11 @@ class IdentityRepository:
         Parking an event and linking its user touch the same row, so on PostgreSQL a
         concurrent ``link`` waits for this transaction and then sees what it parked.
         """
-        ids = sorted(set(user_ids))  # one lock order for every transaction: no deadlocks
-        if not ids:
-            return {}
-        stmt = dialect.insert(self._session, IdentityRecord).values(
-            [{"user_id": u, "account_id": None, "linked_at": None} for u in ids]
-        )
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["user_id"], set_={"account_id": IdentityRecord.account_id}
-        ).returning(IdentityRecord.user_id, IdentityRecord.account_id)
-        return {user: account for user, account in (await self._session.execute(stmt)).all()}
+        return await self.link_and_claim({}, claim=user_ids)
 
     async def link(self, user_id: str, account_id: str, at: datetime) -> None:
         """Tie a user to an account; the link with the latest event time wins."""
-        stmt = dialect.insert(self._session, IdentityRecord).values(
-            user_id=user_id, account_id=account_id, linked_at=at
-        )
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["user_id"],
-            set_={"account_id": stmt.excluded.account_id, "linked_at": stmt.excluded.linked_at},
-            where=or_(
-                IdentityRecord.linked_at.is_(None),
-                IdentityRecord.linked_at <= stmt.excluded.linked_at,
-            ),
-        )
-        await self._session.execute(stmt)
+        await self.link_and_claim({user_id: (account_id, at)})
 
     async def link_and_claim(
         self, links: Mapping[str, tuple[str, datetime]], claim: Iterable[str] = ()
