@@ -31,8 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from firstvalue import demo_data
 from services.api.app import configured_plans, create_app
 from services.ingest.consumer import IngestOptions, run_ingest
-from services.milestones.service import run_service
-from services.milestones.webhooks_worker import WebhookOptions
+from services.milestones.service import run_configured
 from shared.analytics.normalize import partition_key
 from shared.bus import topics
 from shared.bus.memory import MemoryBus
@@ -194,16 +193,8 @@ async def start_pipeline(
             run_ingest(bus, sessionmaker, IngestOptions.from_settings(settings, plans)),
             name="ingest",
         ),
-        asyncio.create_task(  # the facts consumer, the timers and the webhook worker
-            run_service(
-                bus,
-                sessionmaker,
-                plans,
-                interval_seconds=settings.timer_interval_seconds,
-                webhooks=WebhookOptions.from_settings(settings),
-                retention_days=settings.retention_days,
-            ),
-            name="milestones",
+        asyncio.create_task(  # facts consumer, timers, webhook worker, retention
+            run_configured(bus, sessionmaker, plans, settings), name="milestones"
         ),
     ]
     try:

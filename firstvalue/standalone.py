@@ -20,8 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.api.app import configured_plans
 from services.ingest.consumer import IngestOptions, run_ingest
-from services.milestones.service import run_service
-from services.milestones.webhooks_worker import WebhookOptions
+from services.milestones.service import run_configured
 from shared.bus import topics
 from shared.bus.bus import Bus
 from shared.bus.factory import create_bus
@@ -88,15 +87,7 @@ async def milestones(settings: Settings, *, bus: Bus | None = None) -> None:
         lag = BusMetrics(bus, [(topics.FACTS, "milestones")])
         port = settings.milestones_metrics_port
         async with metrics_server(settings.metrics_host, port, [lag.refresh]):
-            service = run_service(
-                bus,
-                sessionmaker,
-                plans,
-                interval_seconds=settings.timer_interval_seconds,
-                webhooks=WebhookOptions.from_settings(settings),
-                retention_days=settings.retention_days,
-            )
-            await _until_cancelled(bus, service)
+            await _until_cancelled(bus, run_configured(bus, sessionmaker, plans, settings))
 
 
 def _log_to_stderr() -> None:

@@ -10,8 +10,9 @@ on its row lock, and the outbox publishes each transition id once.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -20,6 +21,7 @@ from services.milestones.retention import run_retention
 from services.milestones.timers import run_timers
 from services.milestones.webhooks_worker import WebhookOptions, run_webhooks
 from shared.bus.bus import Bus
+from shared.config import Settings
 from shared.domain.plans import Plan
 
 
@@ -55,3 +57,20 @@ async def run_service(
         await consumer
         for helper in helpers:
             helper.cancel()
+
+
+def run_configured(
+    bus: Bus,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    plans: Mapping[str, Plan],
+    settings: Settings,
+) -> Coroutine[Any, Any, None]:
+    """``run_service`` as the settings configure it (``firstvalue milestones``, embedded)."""
+    return run_service(
+        bus,
+        sessionmaker,
+        plans,
+        interval_seconds=settings.timer_interval_seconds,
+        webhooks=WebhookOptions.from_settings(settings),
+        retention_days=settings.retention_days,
+    )
