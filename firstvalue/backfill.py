@@ -102,7 +102,6 @@ class Summary:
 
     files: dict[Path, Counts] = field(default_factory=dict)
     resumed: dict[Path, int] = field(default_factory=dict)  # file → line it resumed after
-    rejected_files: list[Path] = field(default_factory=list)
     samples: list[RejectedLine] = field(default_factory=list)
     lines_read: int = 0  # by this run
     projected: int = 0
@@ -115,6 +114,11 @@ class Summary:
         for counts in self.files.values():
             total.add(counts)
         return total
+
+    @property
+    def rejected_files(self) -> list[Path]:
+        """``FILE.rejected.ndjson`` of each file with rejected lines (this run or before)."""
+        return [rejected_path(path) for path, counts in self.files.items() if counts.rejected]
 
     @property
     def events_per_second(self) -> float:
@@ -259,8 +263,6 @@ class _Job:
             _truncate(rejects, state.rejected_bytes)  # drop what an unsaved batch wrote
             if state.line and not state.done:
                 self.summary.resumed[path] = state.line
-        if state.rejected_bytes and rejects not in self.summary.rejected_files:
-            self.summary.rejected_files.append(rejects)
         return state
 
     async def _batch(self, path: Path, state: FileState, lines: list[Line], position: int) -> None:
@@ -310,23 +312,22 @@ class _Job:
         except STORAGE_ERRORS as error:
             raise BackfillError(f"the database refuses every line: {error}") from error
         result = IngestResult()
-        for index, one in stored:
-            _merge(result, one, index)
+        for index, one in stored:  # each line alone: its rejections are line ``index``'s
+            result.add(one)
+            result.rejected.extend(
+                Rejected(index, r.reason, r.error, r.original) for r in one.rejected
+            )
         result.rejected.extend(Rejected(i, "storage_error", str(e)) for i, e in refused)
         return result
 
     def _write_rejects(self, path: Path, rejects: list[tuple[int, str, str, bytes]]) -> int:
-        target = rejected_path(path)
-        with target.open("ab") as f:
+        with rejected_path(path).open("ab") as f:
             for number, reason, error, original in rejects:
                 f.write(orjson.dumps(_reject_record(number, reason, error, original)) + b"\n")
                 if len(self.summary.samples) < SAMPLES:
                     self.summary.samples.append(RejectedLine(path, number, reason, error))
             f.flush()
-            size = f.tell()
-        if target not in self.summary.rejected_files:
-            self.summary.rejected_files.append(target)
-        return size
+            return f.tell()
 
     async def project(self, plans: Mapping[str, Plan]) -> int:
         accounts = sorted(self.checkpoint.unprojected)
@@ -354,16 +355,6 @@ def _as_format(line: bytes, fmt: str) -> Mapping[str, Any] | bytes:
     if not isinstance(record, dict) or "batch" in record:
         return line  # not an object, or a Segment batch envelope (its items are Segment)
     return {**record, SOURCE_MARKER: fmt}
-
-
-def _merge(result: IngestResult, one: IngestResult, index: int) -> None:
-    result.accepted += one.accepted
-    result.duplicates += one.duplicates
-    result.pending += one.pending
-    result.registered += one.registered
-    result.rejected.extend(Rejected(index, r.reason, r.error, r.original) for r in one.rejected)
-    for account, ids in one.facts.items():
-        result.facts.setdefault(account, []).extend(ids)
 
 
 def _reject_record(number: int, reason: str, error: str, original: bytes) -> dict[str, object]:

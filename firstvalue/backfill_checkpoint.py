@@ -95,7 +95,3 @@ class Checkpoint:
 
     def remove(self) -> None:
         self.path.unlink(missing_ok=True)
-
-    @property
-    def exists(self) -> bool:
-        return self.path.exists()

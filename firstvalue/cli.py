@@ -117,11 +117,8 @@ def plans_check(
     for path in files:
         try:
             plan = load_plan_file(path)
-        except PlanError as exc:
-            errors.print(f"[red]FAIL[/red] {exc}", highlight=False, soft_wrap=True)
-            failed = True
-        except OSError as exc:
-            errors.print(f"[red]FAIL[/red] {path}: {exc.strerror or exc}", highlight=False)
+        except (PlanError, OSError) as exc:
+            _print_plan_failure(path, exc)
             failed = True
         else:
             console.print(
@@ -149,7 +146,7 @@ def plans_diff_command(
 
     settings = _settings()
     old_plans, new_plans = _load_plans(old), _load_plans(new)
-    moment = _moment(now) if now else datetime.now(UTC)
+    moment = _moment(now)
     report = _run_on_database(
         settings,
         lambda sessions: _counted(
@@ -189,7 +186,7 @@ def replay_command(
     except PlanError as exc:
         errors.print(f"[red]Plans refused:[/red] {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from exc
-    moment = _moment(now) if now else datetime.now(UTC)
+    moment = _moment(now)
 
     async def main(sessions: async_sessionmaker[AsyncSession]) -> tuple[int, int, int | None]:
         projected = await _counted(
@@ -255,16 +252,21 @@ def _load_plans(path: Path) -> dict[str, Plan]:
 
     try:
         plans = load_plans([path])
-    except PlanError as exc:
-        errors.print(f"[red]FAIL[/red] {exc}", highlight=False, soft_wrap=True)
-        raise typer.Exit(2) from exc
-    except OSError as exc:
-        errors.print(f"[red]FAIL[/red] {path}: {exc.strerror or exc}", highlight=False)
+    except (PlanError, OSError) as exc:
+        _print_plan_failure(path, exc)
         raise typer.Exit(2) from exc
     if not plans:
         errors.print(f"[red]FAIL[/red] {path}: no plans (*.yaml) there", highlight=False)
         raise typer.Exit(2)
     return plans
+
+
+def _print_plan_failure(path: Path, exc: PlanError | OSError) -> None:
+    """A refused plan names its file, line and reason; an unreadable file, why."""
+    if isinstance(exc, OSError):
+        errors.print(f"[red]FAIL[/red] {path}: {exc.strerror or exc}", highlight=False)
+    else:
+        errors.print(f"[red]FAIL[/red] {exc}", highlight=False, soft_wrap=True)
 
 
 def _run_on_database(
@@ -315,7 +317,6 @@ def _print_diff(report: DiffReport) -> None:
     for column in ("onboarding", "account", "plan", "changes", "stage", "TTFV", "escalations"):
         table.add_column(column, overflow="fold", no_wrap=column in ("onboarding", "plan"))
     for d in report.diffs:
-        arrow = lambda a, b: a if a == b else f"{a} → {b}"  # noqa: E731
         escalations = [f"+ {e}" for e in d.escalations_added]
         escalations += [f"- {e}" for e in d.escalations_removed]
         table.add_row(
@@ -323,8 +324,8 @@ def _print_diff(report: DiffReport) -> None:
             d.account_name or d.account_id,
             f"{d.plan_key} v{d.old_version}→v{d.new_version}",
             ", ".join(d.changed),
-            arrow(d.old_stage, d.new_stage),
-            arrow(d.old_ttfv, d.new_ttfv),
+            _arrow(d.old_stage, d.new_stage),
+            _arrow(d.old_ttfv, d.new_ttfv),
             "\n".join(escalations) or "—",
         )
     if report.diffs:
@@ -355,7 +356,7 @@ def demo_data_command(
     from services.api.app import configured_plans
 
     settings = _settings()
-    end = _moment(now) if now else datetime.now(UTC)
+    end = _moment(now)
     out.mkdir(parents=True, exist_ok=True)
     with _progress() as progress:
         task = progress.add_task("Generating accounts", total=accounts)
@@ -438,7 +439,14 @@ def backfill_command(
         raise typer.Exit(1)
 
 
-def _moment(text: str) -> datetime:
+def _arrow(old: str, new: str) -> str:
+    return old if old == new else f"{old} → {new}"
+
+
+def _moment(text: str | None) -> datetime:
+    """An ``--now`` option: the ISO-8601 moment given (UTC), else now."""
+    if not text:
+        return datetime.now(UTC)
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError as exc:

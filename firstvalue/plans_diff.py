@@ -106,10 +106,11 @@ def _ttfv(state: OnboardingState) -> tuple[object, ...]:
 def compare(old: OnboardingState, new: OnboardingState) -> OnboardingDiff | None:
     """What differs between one onboarding's state under the old and the new plan (None:
     nothing CS ops would notice)."""
+    old_stage, new_stage = stage_label(old), stage_label(new)
     old_escalations = {escalation_label(e) for e in old.escalations}
     new_escalations = {escalation_label(e) for e in new.escalations}
     checks = {
-        "stage": stage_label(old) != stage_label(new),
+        "stage": old_stage != new_stage,
         "ttfv": _ttfv(old) != _ttfv(new),  # the band moving alone changes nobody's figures
         "escalations": old_escalations != new_escalations,
     }
@@ -124,8 +125,8 @@ def compare(old: OnboardingState, new: OnboardingState) -> OnboardingDiff | None
         old_version=old.plan_version,
         new_version=new.plan_version,
         changed=changed,
-        old_stage=stage_label(old),
-        new_stage=stage_label(new),
+        old_stage=old_stage,
+        new_stage=new_stage,
         old_ttfv=ttfv_label(old),
         new_ttfv=ttfv_label(new),
         escalations_added=tuple(sorted(new_escalations - old_escalations)),

@@ -101,33 +101,27 @@ def _run_range(
     through: str,
     messages: Any,
 ) -> None:
-    """A worker process: replay one range, reporting pages and the total on ``messages``."""
+    """A worker process: replay one range with its own engine, reporting pages and the total
+    on ``messages``."""
+
+    async def replay() -> int:
+        engine = create_engine(url, application_name="firstvalue-replay")
+        try:
+            return await replay_range(
+                create_sessionmaker(engine),
+                plans,
+                now,
+                lambda n: messages.put(("page", n)),
+                after=after,
+                through=through,
+                in_flight=IN_FLIGHT,
+            )
+        finally:
+            await engine.dispose()
+
     try:
-        projected = asyncio.run(_replay(url, plans, now, after, through, messages))
+        projected = asyncio.run(replay())
     except BaseException as error:
         messages.put(("error", f"replay of ({after!r}, {through!r}] failed: {error!r}"))
         raise
     messages.put(("done", projected))
-
-
-async def _replay(
-    url: str,
-    plans: dict[str, Plan],
-    now: datetime,
-    after: str | None,
-    through: str,
-    messages: Any,
-) -> int:
-    engine = create_engine(url, application_name="firstvalue-replay")
-    try:
-        return await replay_range(
-            create_sessionmaker(engine),
-            plans,
-            now,
-            lambda n: messages.put(("page", n)),
-            after=after,
-            through=through,
-            in_flight=IN_FLIGHT,
-        )
-    finally:
-        await engine.dispose()

@@ -88,12 +88,13 @@ class IngestResult:
         """One ``onboarding.facts`` notice per account the messages touched."""
         return [FactsNotice(account, tuple(ids)) for account, ids in self.facts.items()]
 
-    def add(self, stored: Stored) -> None:
+    def add(self, stored: Stored | IngestResult) -> None:
+        """Count what a stored batch (or another result) changed, and its fact ids."""
         self.accepted += stored.accepted
         self.duplicates += stored.duplicates
         self.pending += stored.pending
         self.registered += stored.registered
-        for account, ids in stored.touched.items():
+        for account, ids in stored.facts.items():
             self.facts.setdefault(account, []).extend(ids)
 
 

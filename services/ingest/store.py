@@ -28,14 +28,14 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Stored:
-    """What a batch changed. ``touched`` holds, per account, the fact ids the batch carried
+    """What a batch changed. ``facts`` holds, per account, the fact ids the batch carried
     (new or repeated): a redelivered batch re-announces them, so no notice is ever lost."""
 
     accepted: int = 0
     duplicates: int = 0
     pending: int = 0
     registered: int = 0
-    touched: dict[str, list[str]] = field(default_factory=dict)
+    facts: dict[str, list[str]] = field(default_factory=dict)
 
 
 _IDENTITY_TYPES = frozenset({"group", "identify", "alias"})
@@ -131,7 +131,7 @@ async def store_events(
         stored.accepted += new
         stored.duplicates += len(rows) - new
 
-    touched = stored.touched
+    touched = stored.facts
     for user in links:
         if account := accounts.get(user):
             touched.setdefault(account, [])
@@ -164,4 +164,4 @@ async def _register(
     new = await OnboardingRepository(session).register_many(registrations, recorded_at)
     stored.registered += len(new)
     for fact in registrations:
-        stored.touched[fact.account_id].append(fact.id)
+        stored.facts[fact.account_id].append(fact.id)
