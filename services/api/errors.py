@@ -16,6 +16,8 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from shared.storage.projections import InvalidCursor
+
 _CODES = {
     400: "bad_request",
     401: "unauthorized",
@@ -96,6 +98,11 @@ async def _api_error(_: Request, exc: Exception) -> JSONResponse:
     return error_response(exc.status, exc.code, exc.message, exc.details, exc.headers)
 
 
+async def _invalid_cursor(_: Request, exc: Exception) -> JSONResponse:
+    """A ``cursor`` the paged reads did not hand out (``InvalidCursor``) is the client's."""
+    return error_response(400, "invalid_cursor", f"cursor is not valid: {exc}")
+
+
 async def _http_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     code = _CODES.get(exc.status_code, "error")
@@ -122,6 +129,7 @@ async def _unexpected(_: Request, exc: Exception) -> JSONResponse:
 def install(app: FastAPI) -> None:
     """Register the handlers that turn every failure into the standard error body."""
     app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(InvalidCursor, _invalid_cursor)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _unexpected)

@@ -1,12 +1,12 @@
 """Query filters shared by the list, report and escalation routes: checked against the
-configured plans so a typo is a 422 naming the known values, not an empty page; and the
-paging parameters they share."""
+configured plans so a typo is a 422 naming the known values, not an empty page; the
+cohort as the filters' signature range; and the paging parameters and cursor check they share."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, TypedDict
 
 from fastapi import Query
 
@@ -24,11 +24,6 @@ Cohort = Annotated[
 
 Limit = Annotated[int, Query(ge=1, le=200)]
 Cursor = Annotated[str | None, Query(description="next_cursor of the previous page")]
-
-
-def invalid_cursor(exc: Exception) -> ApiError:
-    """The 400 for a ``cursor`` that is not one of ours."""
-    return ApiError(400, "invalid_cursor", f"cursor is not valid: {exc}")
 
 
 def known(
@@ -51,13 +46,20 @@ def _known(name: str, value: str | None, choices: set[str]) -> None:
         raise ApiError(422, "invalid_request", f"unknown {name} '{value}' (known: {listed})")
 
 
-def cohort_bounds(cohort: str | None) -> tuple[datetime | None, datetime | None]:
+class CohortBounds(TypedDict):
+    """The signature range of a cohort, as the list and report filters name it."""
+
+    signed_from: datetime | None
+    signed_before: datetime | None
+
+
+def cohort_bounds(cohort: str | None) -> CohortBounds:
     """``YYYY-MM`` → [first moment of the month, first moment of the next) in UTC."""
     if cohort is None:
-        return None, None
+        return CohortBounds(signed_from=None, signed_before=None)
     year, month = (int(part) for part in cohort.split("-"))
     if year < 1970:
         raise ApiError(422, "invalid_request", f"cohort '{cohort}' is before 1970")
     start = datetime(year, month, 1, tzinfo=UTC)
     end = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=UTC)
-    return start, end
+    return CohortBounds(signed_from=start, signed_before=end)

@@ -281,7 +281,7 @@ def detail(state: OnboardingState | Mapping[str, Any], plan: Plan | None) -> Onb
     ``plan`` (if still configured) names first value.
 
     Built from the JSON form: pydantic validates it in a fraction of a millisecond, whereas
-    rebuilding the dataclasses first (``decode_state``) costs several.
+    rebuilding the dataclasses first (``codec.state_from_dict``) costs several.
     """
     data = codec.state_to_dict(state) if isinstance(state, OnboardingState) else state
     milestones = [_milestone(m) for m in data["milestones"]]

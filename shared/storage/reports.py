@@ -9,7 +9,6 @@ computes the same figures with ``shared.reports.ttfv``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -28,23 +27,13 @@ from shared.reports.ttfv import (
     report,
 )
 from shared.storage import dialect
+from shared.storage.projections import ProjectionFilter, filter_conditions
 from shared.storage.tables import ProjectionRecord
 
 GroupBy = Literal["segment", "cohort", "csm", "plan"]
 UNASSIGNED = "(unassigned)"  # the group of onboardings without a CSM
 DAY_SECONDS = 86_400.0
 REPORT_WORK_MEM = "64MB"
-
-
-@dataclass(frozen=True)
-class ReportFilter:
-    """``None`` means "any"; ``signed_from``/``signed_before`` bound a signature cohort."""
-
-    segment: str | None = None
-    plan_key: str | None = None
-    csm: str | None = None
-    signed_from: datetime | None = None
-    signed_before: datetime | None = None
 
 
 class ReportRepository:
@@ -54,7 +43,7 @@ class ReportRepository:
         self._session = session
 
     async def ttfv(
-        self, filters: ReportFilter, group_by: GroupBy, now: datetime
+        self, filters: ProjectionFilter, group_by: GroupBy, now: datetime
     ) -> tuple[GroupDistribution, list[GroupDistribution]]:
         """The overall distribution and one per group (sorted by group name)."""
         if dialect.is_postgresql(self._session):
@@ -62,7 +51,7 @@ class ReportRepository:
         return await self._ttfv_in_python(filters, group_by, now)
 
     async def _ttfv_in_python(
-        self, filters: ReportFilter, group_by: GroupBy, now: datetime
+        self, filters: ProjectionFilter, group_by: GroupBy, now: datetime
     ) -> tuple[GroupDistribution, list[GroupDistribution]]:
         p = ProjectionRecord
         stmt = select(p.segment, p.plan_key, p.csm, p.signed_at, p.ttfv_days, p.breach).where(
@@ -82,7 +71,7 @@ class ReportRepository:
         return report(samples)
 
     async def _ttfv_in_sql(
-        self, filters: ReportFilter, group_by: GroupBy, now: datetime
+        self, filters: ProjectionFilter, group_by: GroupBy, now: datetime
     ) -> tuple[GroupDistribution, list[GroupDistribution]]:
         p = ProjectionRecord
         group = _sql_group(group_by).label("grp")
@@ -124,20 +113,6 @@ class ReportRepository:
         named = [(_group_name(group_by, r["grp"]), r) for r in rows if not r["is_total"]]
         overall = _distribution(TOTAL, total) if total is not None else _empty()
         return overall, [_distribution(name, r) for name, r in sorted(named, key=_first)]
-
-
-def filter_conditions(f: ReportFilter) -> list[Any]:
-    p = ProjectionRecord
-    conditions: list[Any] = [
-        column == value
-        for column, value in ((p.segment, f.segment), (p.plan_key, f.plan_key), (p.csm, f.csm))
-        if value is not None
-    ]
-    if f.signed_from is not None:
-        conditions.append(p.signed_at >= f.signed_from)
-    if f.signed_before is not None:
-        conditions.append(p.signed_at < f.signed_before)
-    return conditions
 
 
 def _python_group(

@@ -9,9 +9,9 @@ from fastapi import APIRouter, Query
 from services.api.auth import ReadKey
 from services.api.dependencies import RuntimeDep, SessionDep
 from services.api.errors import READ_ERRORS
-from services.api.filters import Cursor, Limit, invalid_cursor, known
+from services.api.filters import Cursor, Limit, known
 from services.api.report_schemas import EscalationPageOut, escalation_item
-from shared.storage.projections import InvalidCursor, ProjectionRepository
+from shared.storage.projections import ProjectionRepository
 
 router = APIRouter(prefix="/v1/escalations", tags=["escalations"], responses=READ_ERRORS)
 
@@ -32,17 +32,14 @@ async def list_escalations(
 ) -> EscalationPageOut:
     """Open escalations (or all), most recently fired first."""
     known(runtime.plans, segment=segment)
-    try:
-        page = await ProjectionRepository(session).escalations(
-            open_only=not include_resolved,
-            level=level,
-            segment=segment,
-            csm=csm,
-            limit=limit,
-            cursor=cursor,
-        )
-    except InvalidCursor as exc:
-        raise invalid_cursor(exc) from exc
+    page = await ProjectionRepository(session).escalations(
+        open_only=not include_resolved,
+        level=level,
+        segment=segment,
+        csm=csm,
+        limit=limit,
+        cursor=cursor,
+    )
     return EscalationPageOut(
         items=[escalation_item(row) for row in page.items], next_cursor=page.next_cursor
     )

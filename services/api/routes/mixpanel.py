@@ -19,7 +19,7 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs
@@ -60,15 +60,14 @@ class MixpanelError(Exception):
         self.message = message
 
 
-@dataclass
+@dataclass(frozen=True)
 class Payload:
-    """A request's parameters (query and form), its body, and its events in order once parsed;
-    an NDJSON line that is not JSON stays as its bytes."""
+    """A request's parameters (query and form) and its body (empty when the events came as a
+    form's ``data``), not yet parsed."""
 
     params: dict[str, str]
     body: bytes
-    ndjson: bool = False
-    events: list[Any] = field(default_factory=list)
+    ndjson: bool
 
     def flag(self, name: str, default: bool) -> bool:
         value = self.params.get(name)
@@ -98,15 +97,15 @@ async def track(request: Request, runtime: RuntimeDep) -> Response:
         payload = await _read(request, MAX_TRACK_BYTES)
         verbose = payload.flag("verbose", False)
         _require_bus(runtime)
-        _parse_events(payload)
-        if not _tokens_allowed(runtime, payload.events):
+        events = _parse_events(payload)
+        if not _tokens_allowed(runtime, events):
             raise MixpanelError(401, "token, missing or unknown")
-        accepted, failures = _check(runtime, payload.events, datetime.now(UTC))
+        accepted, failures = _check(runtime, events, datetime.now(UTC))
         await _publish(runtime, accepted)
         HTTP_INGESTED.labels("mixpanel_track", "accepted").inc(len(accepted))
         if failures:
             HTTP_INGESTED.labels("mixpanel_track", "rejected").inc(len(failures))
-            return _track_reply(verbose, 400, _summary(failures, len(payload.events)))
+            return _track_reply(verbose, 400, _summary(failures, len(events)))
         return _track_reply(verbose, 200, None)
     except MixpanelError as exc:
         HTTP_INGESTED.labels("mixpanel_track", "rejected").inc()
@@ -125,16 +124,17 @@ async def import_events(request: Request, runtime: RuntimeDep) -> Response:
         payload = await _read(request, MAX_IMPORT_BYTES)
         verbose = payload.flag("verbose", False)
         _require_bus(runtime)
-        _parse_events(payload)
-        _authorize_import(request, runtime, payload)
-        accepted, failures = _check(runtime, payload.events, datetime.now(UTC))
+        events = _parse_events(payload)
+        _authorize_import(request, runtime, payload, events)
+        received_at = datetime.now(UTC)
+        accepted, failures = _check(runtime, events, received_at)
         strict = payload.flag("strict", True)
-        published = accepted if strict else [*accepted, *_as_records(payload, failures)]
+        published = accepted if strict else [*accepted, *_records(events, failures, received_at)]
         await _publish(runtime, published)
         HTTP_INGESTED.labels("mixpanel_import", "accepted").inc(len(published))
         if failures and strict:
             HTTP_INGESTED.labels("mixpanel_import", "rejected").inc(len(failures))
-            body = _import_body(verbose, 400, _summary(failures, len(payload.events)))
+            body = _import_body(verbose, 400, _summary(failures, len(events)))
             body["num_records_imported"] = len(accepted)
             body["failed_records"] = [f.to_dict() for f in failures]
             return JSONResponse(body, 400)
@@ -175,37 +175,36 @@ async def _read(request: Request, limit: int) -> Payload:
         raise MixpanelError(413, str(exc)) from exc
     except BadEncoding as exc:
         raise MixpanelError(400, str(exc)) from exc
-    payload = Payload(dict(request.query_params), raw.strip())
+    params, body = dict(request.query_params), raw.strip()
     kind = request.headers.get("content-type", "").partition(";")[0].strip().lower()
-    if kind == "application/x-www-form-urlencoded" or payload.body.startswith(b"data="):
-        payload.params.update(_form(payload.body))
-        payload.body = b""
-    payload.ndjson = kind in ("application/x-ndjson", "application/ndjson")
-    return payload
+    if kind == "application/x-www-form-urlencoded" or body.startswith(b"data="):
+        params.update(_form(body))
+        body = b""
+    return Payload(params, body, ndjson=kind in ("application/x-ndjson", "application/ndjson"))
 
 
-def _parse_events(payload: Payload) -> None:
-    """The events, in any of the shapes Mixpanel accepts: ``data``, JSON or NDJSON."""
+def _parse_events(payload: Payload) -> list[Any]:
+    """The events in order, in any of the shapes Mixpanel accepts: ``data``, JSON or NDJSON;
+    an NDJSON line that is not JSON stays as its bytes."""
     body = payload.body
     if not body:
-        payload.events = _data(payload.params.get("data"))
+        events = _data(payload.params.get("data"))
     elif payload.ndjson:
-        payload.events = _ndjson(body)
+        events = _ndjson(body)
     else:
         try:
-            payload.events = _listed(_json(body, "the body"))
+            events = _listed(_json(body, "the body"))
         except MixpanelError:
             if b"\n" not in body:
                 raise
-            payload.events = _ndjson(body)  # NDJSON sent without its content type
+            events = _ndjson(body)  # NDJSON sent without its content type
     try:
-        orjson.dumps([event for event in payload.events if not isinstance(event, bytes)])
+        orjson.dumps([event for event in events if not isinstance(event, bytes)])
     except orjson.JSONEncodeError as exc:
         raise MixpanelError(400, "the events are nested too deeply to store") from exc
-    if len(payload.events) > MAX_EVENTS:
-        raise MixpanelError(
-            400, f"request has {len(payload.events)} events (max {MAX_EVENTS} per request)"
-        )
+    if len(events) > MAX_EVENTS:
+        raise MixpanelError(400, f"request has {len(events)} events (max {MAX_EVENTS} per request)")
+    return events
 
 
 def _form(body: bytes) -> dict[str, str]:
@@ -274,7 +273,9 @@ def _tokens_allowed(runtime: Runtime, events: Sequence[Any]) -> bool:
     return bool(carriers) and all(_property(e, "token") in allowed for e in carriers)
 
 
-def _authorize_import(request: Request, runtime: Runtime, payload: Payload) -> None:
+def _authorize_import(
+    request: Request, runtime: Runtime, payload: Payload, events: Sequence[Any]
+) -> None:
     """Service account ``user:secret`` + ``project_id``, token or API secret as Basic user,
     or (no Basic) the events' own tokens."""
     user, secret = basic_credentials(request.headers.get("authorization", ""))
@@ -284,7 +285,7 @@ def _authorize_import(request: Request, runtime: Runtime, payload: Payload) -> N
     if not allowed:
         return
     if user is None:
-        if not _tokens_allowed(runtime, payload.events):
+        if not _tokens_allowed(runtime, events):
             raise MixpanelError(401, "missing or unknown credentials or project token")
         return
     if (f"{user}:{secret}" if secret else user) not in allowed:
@@ -303,11 +304,7 @@ def _check(
         try:
             if isinstance(event, bytes):
                 raise InvalidMessage("invalid_json", "this line is not valid JSON")
-            record = (
-                {**event, SOURCE_MARKER: MIXPANEL, RECEIVED_AT: stamp}
-                if isinstance(event, dict)
-                else event
-            )
+            record = _stamped(event, stamp)
             normalized = normalize_mixpanel(
                 record,
                 received_at=received_at,
@@ -327,17 +324,21 @@ def _insert_id(event: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _as_records(payload: Payload, failures: Sequence[Failure]) -> list[Any]:
+def _stamped(event: Any, stamp: str) -> Any:
+    """The record for the bus: an event object marked as Mixpanel's and stamped with its
+    arrival (``stamp``, ISO-8601); anything else (to be dead-lettered) as it came."""
+    if isinstance(event, dict):
+        return {**event, SOURCE_MARKER: MIXPANEL, RECEIVED_AT: stamp}
+    return event
+
+
+def _records(
+    events: Sequence[Any], failures: Sequence[Failure], received_at: datetime
+) -> list[Any]:
     """The failed events as records for the bus (non-strict import: they are dead-lettered
     there with their reason rather than dropped)."""
-    stamp = datetime.now(UTC).isoformat()
-    records: list[Any] = []
-    for failure in failures:
-        event = payload.events[failure.index]
-        if isinstance(event, dict):
-            event = {**event, SOURCE_MARKER: MIXPANEL, RECEIVED_AT: stamp}
-        records.append(event)
-    return records
+    stamp = received_at.isoformat()
+    return [_stamped(events[failure.index], stamp) for failure in failures]
 
 
 def _require_bus(runtime: Runtime) -> None:

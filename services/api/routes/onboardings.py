@@ -12,13 +12,13 @@ from services.api.auth import ReadKey
 from services.api.commands import Moment
 from services.api.dependencies import RuntimeDep, SessionDep
 from services.api.errors import READ_ERRORS, ApiError
-from services.api.filters import Cohort, Cursor, Limit, cohort_bounds, invalid_cursor, known
+from services.api.filters import Cohort, Cursor, Limit, cohort_bounds, known
 from services.api.schemas import OnboardingDetail, OnboardingItem, OnboardingPage, detail
 from shared.domain.evaluate import evaluate
 from shared.domain.plans import Plan
 from shared.storage.onboarding_list import OnboardingListRepository
 from shared.storage.onboardings import OnboardingRepository
-from shared.storage.projections import InvalidCursor, ProjectionFilter, ProjectionRepository
+from shared.storage.projections import ProjectionFilter, ProjectionRepository
 
 router = APIRouter(prefix="/v1/onboardings", tags=["onboardings"], responses=READ_ERRORS)
 
@@ -43,7 +43,6 @@ async def list_onboardings(
     cursor: Cursor = None,
 ) -> OnboardingPage:
     known(runtime.plans, segment=segment, plan=plan, stage=stage)
-    signed_from, signed_before = cohort_bounds(cohort)
     filters = ProjectionFilter(
         segment=segment,
         plan_key=plan,
@@ -53,13 +52,9 @@ async def list_onboardings(
         breach=breach,
         tier=tier,
         at_risk=at_risk,
-        signed_from=signed_from,
-        signed_before=signed_before,
+        **cohort_bounds(cohort),
     )
-    try:
-        page = await OnboardingListRepository(session).page(filters, limit=limit, cursor=cursor)
-    except InvalidCursor as exc:
-        raise invalid_cursor(exc) from exc
+    page = await OnboardingListRepository(session).page(filters, limit=limit, cursor=cursor)
     return OnboardingPage(
         items=[OnboardingItem.model_validate(row) for row in page.items],
         next_cursor=page.next_cursor,

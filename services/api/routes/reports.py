@@ -9,7 +9,7 @@ from fastapi import APIRouter
 from services.api.auth import ReadKey
 from services.api.dependencies import RuntimeDep, SessionDep
 from services.api.errors import READ_ERRORS
-from services.api.filters import Cohort, Cursor, Limit, cohort_bounds, invalid_cursor, known
+from services.api.filters import Cohort, Cursor, Limit, cohort_bounds, known
 from services.api.report_schemas import (
     AtRiskPage,
     GroupBy,
@@ -17,8 +17,8 @@ from services.api.report_schemas import (
     at_risk_item,
     ttfv_group,
 )
-from shared.storage.projections import InvalidCursor, ProjectionFilter, ProjectionRepository
-from shared.storage.reports import ReportFilter, ReportRepository
+from shared.storage.projections import ProjectionFilter, ProjectionRepository
+from shared.storage.reports import ReportRepository
 
 router = APIRouter(prefix="/v1/reports", tags=["reports"], responses=READ_ERRORS)
 
@@ -36,15 +36,8 @@ async def ttfv_report(
 ) -> TTFVReport:
     """TTFV p50/p75/p90/max, reached and open counts, breaches and histograms per group."""
     known(runtime.plans, segment=segment, plan=plan)
-    signed_from, signed_before = cohort_bounds(cohort)
     now = datetime.now(UTC)
-    filters = ReportFilter(
-        segment=segment,
-        plan_key=plan,
-        csm=csm,
-        signed_from=signed_from,
-        signed_before=signed_before,
-    )
+    filters = ProjectionFilter(segment=segment, plan_key=plan, csm=csm, **cohort_bounds(cohort))
     total, groups = await ReportRepository(session).ttfv(filters, group_by, now)
     return TTFVReport(
         group_by=group_by,
@@ -70,20 +63,15 @@ async def at_risk(
 ) -> AtRiskPage:
     """Looks done, isn't: every vendor task complete, first value missing; newest first."""
     known(runtime.plans, segment=segment, plan=plan, stage=stage)
-    signed_from, signed_before = cohort_bounds(cohort)
     filters = ProjectionFilter(
         segment=segment,
         plan_key=plan,
         csm=csm,
         stage=stage,
         at_risk=True,
-        signed_from=signed_from,
-        signed_before=signed_before,
+        **cohort_bounds(cohort),
     )
-    try:
-        page = await ProjectionRepository(session).list(filters, limit=limit, cursor=cursor)
-    except InvalidCursor as exc:
-        raise invalid_cursor(exc) from exc
+    page = await ProjectionRepository(session).list(filters, limit=limit, cursor=cursor)
     return AtRiskPage(
         items=[at_risk_item(s, runtime.plans.get(s.plan_key)) for s in page.items],
         next_cursor=page.next_cursor,

@@ -68,7 +68,7 @@ async def batch(request: Request, runtime: RuntimeDep) -> JSONResponse:
                 raise SegmentError(
                     400, "invalid_request", f"batch[{index}] is over {MAX_MESSAGE_BYTES} bytes"
                 )
-        return await _accept(request, runtime, body, "batch")
+        return await _accept(request, runtime, body, "batch", body.get("writeKey"))
     except SegmentError as exc:
         HTTP_INGESTED.labels("batch", "rejected").inc()
         return exc.response()
@@ -80,7 +80,7 @@ def _single(kind: str) -> Any:
             body = await _body(request, MAX_MESSAGE_BYTES)
             _encoded(body, "the message")
             body["type"] = kind
-            return await _accept(request, runtime, {"batch": [body]}, kind, body)
+            return await _accept(request, runtime, {"batch": [body]}, kind, body.get("writeKey"))
         except SegmentError as exc:
             HTTP_INGESTED.labels(kind, "rejected").inc()
             return exc.response()
@@ -95,14 +95,11 @@ for _kind in SINGLE_TYPES:
 
 
 async def _accept(
-    request: Request,
-    runtime: Runtime,
-    envelope: dict[str, Any],
-    endpoint: str,
-    keyed: dict[str, Any] | None = None,
+    request: Request, runtime: Runtime, envelope: dict[str, Any], endpoint: str, body_key: object
 ) -> JSONResponse:
-    """Check the write key, then publish every message to ``analytics.events``."""
-    _check_write_key(request, runtime, (keyed or envelope).get("writeKey"))
+    """Check the write key (``body_key``: the body's ``writeKey``), then publish every message
+    to ``analytics.events``."""
+    _check_write_key(request, runtime, body_key)
     if runtime.bus is None:
         raise SegmentError(503, "unavailable", NO_BUS)
     envelope.pop("writeKey", None)
