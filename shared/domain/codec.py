@@ -2,15 +2,17 @@
 
 Datetimes become ISO-8601 UTC strings and tuples lists; TTFV days are rounded to two
 decimals here (and only here) so the core keeps exact figures. The shape mirrors the
-dataclasses field by field, so ``shared.storage.projections.decode_state`` can invert it.
+dataclasses field by field, so ``state_from_dict`` inverts it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import types
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 from shared.domain.state import OnboardingState
 
@@ -59,3 +61,46 @@ def state_to_dict(state: OnboardingState) -> dict[str, Any]:
         if ttfv[name] is not None:
             ttfv[name] = round(ttfv[name], 2)
     return data
+
+
+Decoder = Callable[[Any], Any]
+
+
+def _optional(decode: Decoder) -> Decoder:
+    return lambda value: None if value is None else decode(value)
+
+
+@functools.cache
+def _decoder(tp: Any) -> Decoder:
+    """A function rebuilding a value of type ``tp`` from ``state_to_dict`` output,
+    built once per type: inspecting the hints on every value was most of decoding's cost,
+    and replay decodes every stored state it changes."""
+    origin = get_origin(tp)
+    if origin in (Union, types.UnionType):
+        args = [a for a in get_args(tp) if a is not type(None)]
+        return _optional(_decoder(args[0]) if len(args) == 1 else _keep)
+    if origin is Literal or tp is Any:
+        return _optional(_keep)
+    if origin is tuple:
+        item = _decoder(get_args(tp)[0])
+        return _optional(lambda value: tuple(item(v) for v in value))
+    if tp is datetime:
+        return _optional(datetime.fromisoformat)
+    if tp is float:
+        return _optional(float)
+    if dataclasses.is_dataclass(tp) and isinstance(tp, type):
+        hints = get_type_hints(tp)
+        fields = tuple((f.name, _decoder(hints[f.name])) for f in dataclasses.fields(tp))
+        cls = tp
+
+        def build(value: Any) -> Any:
+            return cls(**{name: decode(value[name]) for name, decode in fields if name in value})
+
+        return _optional(build)
+    return _keep
+
+
+def state_from_dict(data: dict[str, Any]) -> OnboardingState:
+    """The inverse of ``state_to_dict`` (a stored projection back to the core's state)."""
+    state: OnboardingState = _decoder(OnboardingState)(data)
+    return state

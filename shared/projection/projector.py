@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.bus import topics
-from shared.domain.codec import state_to_dict
+from shared.domain.codec import state_from_dict, state_to_dict
 from shared.domain.evaluate import evaluate
 from shared.domain.facts import OnboardingRegistered
 from shared.domain.plans import Plan
@@ -25,8 +25,8 @@ from shared.domain.state import OnboardingState
 from shared.domain.transitions import ESCALATION_TRANSITIONS, Transition, transitions
 from shared.projection.errors import UnknownOnboarding, UnknownPlan
 from shared.storage.onboardings import OnboardingRepository
-from shared.storage.outbox_many import QueuedMessage, add_many
-from shared.storage.projections import ProjectionRepository, decode_state
+from shared.storage.outbox import OutboxRepository, QueuedMessage
+from shared.storage.projections import ProjectionRepository
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ def _previous(stored: dict[str, Any] | None, onboarding_id: str) -> OnboardingSt
     if stored is None:
         return None
     try:
-        return decode_state(stored)
+        return state_from_dict(stored)
     except (KeyError, TypeError, ValueError):
         # A state stored by an older version that no longer decodes: treat as first
         # projection. Transition ids are deterministic, so the outbox drops repeats.
@@ -98,7 +98,7 @@ async def _project_page(
             for t in transitions(_previous(before, onboarding_id), state)
         )
     await projections.save_many(changed, now)
-    await add_many(session, queued, now)
+    await OutboxRepository(session).add_many(queued, now)
     return states, errors
 
 

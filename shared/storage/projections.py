@@ -9,12 +9,10 @@ from __future__ import annotations
 import base64
 import builtins
 import dataclasses
-import functools
-import types
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal, TypeVar, Union, get_args, get_origin, get_type_hints
+from typing import Any, TypeVar
 
 import orjson
 from sqlalchemy import ColumnElement, and_, delete, false, func, or_, select
@@ -143,7 +141,7 @@ def _columns(
         "max_escalation_level": max((e.level for e in open_escalations), default=0),
         "next_due_at": state.next_due_at,
         "updated_at": updated_at,
-        "state": encode_state(state) if encoded is None else encoded,
+        "state": codec.state_to_dict(state) if encoded is None else encoded,
     }
 
 
@@ -194,58 +192,6 @@ def decode_cursor(cursor: str, size: int) -> list[Any]:
         return [datetime.fromisoformat(values[0]), *values[1:]]
     except (ValueError, TypeError, orjson.JSONDecodeError) as error:
         raise InvalidCursor(f"invalid cursor {cursor!r}") from error
-
-
-def encode_state(state: OnboardingState) -> dict[str, Any]:
-    """The stored form of a state: ``codec.state_to_dict`` (the core's one encoder)."""
-    return codec.state_to_dict(state)
-
-
-Decoder = Callable[[Any], Any]
-
-
-def _keep(value: Any) -> Any:
-    return value
-
-
-def _optional(decode: Decoder) -> Decoder:
-    return lambda value: None if value is None else decode(value)
-
-
-@functools.cache
-def _decoder(tp: Any) -> Decoder:
-    """A function rebuilding a value of type ``tp`` from ``codec.state_to_dict`` output,
-    built once per type: inspecting the hints on every value was most of decoding's cost,
-    and replay decodes every stored state it changes."""
-    origin = get_origin(tp)
-    if origin in (Union, types.UnionType):
-        args = [a for a in get_args(tp) if a is not type(None)]
-        return _optional(_decoder(args[0]) if len(args) == 1 else _keep)
-    if origin is Literal or tp is Any:
-        return _optional(_keep)
-    if origin is tuple:
-        item = _decoder(get_args(tp)[0])
-        return _optional(lambda value: tuple(item(v) for v in value))
-    if tp is datetime:
-        return _optional(datetime.fromisoformat)
-    if tp is float:
-        return _optional(float)
-    if dataclasses.is_dataclass(tp) and isinstance(tp, type):
-        hints = get_type_hints(tp)
-        fields = tuple((f.name, _decoder(hints[f.name])) for f in dataclasses.fields(tp))
-        cls = tp
-
-        def build(value: Any) -> Any:
-            return cls(**{name: decode(value[name]) for name, decode in fields if name in value})
-
-        return _optional(build)
-    return _keep
-
-
-def decode_state(data: dict[str, Any]) -> OnboardingState:
-    """The inverse of ``codec.state_to_dict``."""
-    state: OnboardingState = _decoder(OnboardingState)(data)
-    return state
 
 
 class ProjectionRepository:
@@ -309,7 +255,7 @@ class ProjectionRepository:
 
     async def state(self, onboarding_id: str) -> OnboardingState | None:
         data = await self.state_dict(onboarding_id)
-        return decode_state(data) if data is not None else None
+        return codec.state_from_dict(data) if data is not None else None
 
     async def get(self, onboarding_id: str) -> OnboardingSummary | None:
         record = await self._session.get(ProjectionRecord, onboarding_id)

@@ -16,13 +16,14 @@ from firstvalue.replay_processes import ranges
 from services.ingest.consumer import IngestOptions, ingest_messages
 from shared.config import load_settings
 from shared.domain import codec
+from shared.domain.codec import state_to_dict as encode_state
 from shared.domain.evaluate import evaluate
 from shared.domain.transitions import transitions
 from shared.plan_files import default_plans
 from shared.projection.manual import record_fact
 from shared.projection.projector import project_many
 from shared.storage.onboardings import OnboardingRepository
-from shared.storage.projections import ProjectionRepository, encode_state
+from shared.storage.projections import ProjectionRepository
 from shared.storage.tables import EscalationRecord, OutboxRecord
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
