@@ -70,7 +70,7 @@ def run(port: PortOption = None) -> None:
     """Everything in one process: SQLite, in-memory bus, demo data, the API on 127.0.0.1."""
     from firstvalue import embedded
 
-    embedded.run(_settings(api_port=port), console)
+    embedded.run(_durable(_settings(api_port=port)), console)
 
 
 @app.command()
@@ -88,7 +88,7 @@ def api(port: PortOption = None) -> None:
     """Serve the REST API and the HTTP ingest (needs Kafka for ingest)."""
     from services.api.app import create_app
 
-    settings = _settings(api_port=port)
+    settings = _durable(_settings(api_port=port))
     uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port)
 
 
@@ -97,7 +97,7 @@ def ingest() -> None:
     """Consume analytics.events into facts (needs Kafka)."""
     from firstvalue import standalone
 
-    _until_signal(standalone.ingest(_kafka_settings()))
+    _until_signal(standalone.ingest(_durable(_kafka_settings())))
 
 
 @app.command()
@@ -105,7 +105,7 @@ def milestones() -> None:
     """Consume onboarding.facts, project onboardings and fire SLA timers (needs Kafka)."""
     from firstvalue import standalone
 
-    _until_signal(standalone.milestones(_kafka_settings()))
+    _until_signal(standalone.milestones(_durable(_kafka_settings())))
 
 
 @plans_app.command("check")
@@ -452,6 +452,18 @@ def _moment(text: str | None) -> datetime:
     except ValueError as exc:
         raise typer.BadParameter(f"not an ISO-8601 moment: {text!r}") from exc
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _durable(settings: Settings) -> Settings:
+    """Refuse, in one line and exit 2, a database that may lose acknowledged commits."""
+    from shared.storage.durability import NonDurableDatabase, ensure_durable
+
+    try:
+        asyncio.run(ensure_durable(settings.database_url, settings))
+    except NonDurableDatabase as exc:
+        errors.print(f"firstvalue: {exc}", markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from exc
+    return settings
 
 
 def _kafka_settings() -> Settings:

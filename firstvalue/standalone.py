@@ -10,6 +10,7 @@ producer and leaves the group, so its partitions move on without a redelivery.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 from collections.abc import AsyncIterator, Coroutine
@@ -24,8 +25,10 @@ from services.milestones.service import run_configured
 from shared.bus import topics
 from shared.bus.bus import Bus
 from shared.bus.factory import create_bus
+from shared.bus.retry import outage_budget
 from shared.config import Settings
 from shared.observability.bus import BusMetrics
+from shared.observability.readiness import Readiness
 from shared.observability.server import metrics_server
 from shared.storage.engine import create_engine, create_sessionmaker
 
@@ -40,10 +43,17 @@ async def _resources(
     engine = create_engine(settings.database_url, application_name=f"firstvalue-{name}")
     bus = bus or create_bus(settings, client_id=f"firstvalue-{name}")
     await bus.start()
+    sessionmaker = create_sessionmaker(engine)
+    # Dependencies probed in the background: the gauge, /readyz and one line per outage.
+    watching = asyncio.create_task(Readiness(sessionmaker, bus).watch(), name="readiness")
     gc.freeze()  # start-up objects (plans, modules) live forever: keep them out of GC passes
     try:
-        yield bus, create_sessionmaker(engine)
+        with outage_budget(settings.outage_budget_seconds):
+            yield bus, sessionmaker
     finally:
+        watching.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watching
         await bus.stop()
         await engine.dispose()
 

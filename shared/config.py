@@ -115,6 +115,11 @@ class Settings(BaseSettings):
     # Idempotency keys and settled webhook deliveries older than this are pruned hourly by
     # the milestones service (README "Retention"); 0 leaves it to `firstvalue prune`.
     retention_days: float = 30.0
+    # Outages (README "Durability and outages"): a database with fsync or synchronous_commit
+    # off is refused at start-up unless declared disposable; an outage is waited out, or for
+    # at most this long when set (then the process exits for its supervisor to restart it).
+    allow_non_durable_database: bool = False
+    outage_budget_seconds: float | None = None
 
     @field_validator("database_url")
     @classmethod
@@ -157,6 +162,13 @@ class Settings(BaseSettings):
         if value <= 0:
             raise ValueError("must be greater than 0")
         return value
+
+    @field_validator("outage_budget_seconds")
+    @classmethod
+    def _budget(cls, value: float | None) -> float | None:
+        if value is not None and value < 0:
+            raise ValueError("must be 0 or more seconds (unset or 0: wait out any outage)")
+        return value or None
 
     @field_validator("retention_days")
     @classmethod

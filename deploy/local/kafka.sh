@@ -9,6 +9,7 @@
 #
 #   deploy/local/kafka.sh start DIR   # prints 127.0.0.1:PORT on stdout, the rest on stderr
 #   deploy/local/kafka.sh stop DIR    # SIGTERM, then SIGKILL after 20 s
+#   deploy/local/kafka.sh resume DIR  # start a stopped broker again: same port, same data (faults)
 #   deploy/local/kafka.sh jars        # only resolve the jars (prints the libs folder)
 #
 # Environment: FIRSTVALUE_CACHE_DIR (default REPO/.cache), FIRSTVALUE_KAFKA_VERSION (try only
@@ -271,6 +272,27 @@ start() {
     exit 1
 }
 
+resume() {  # the broker DIR ran before, again: its data, topics and committed offsets kept
+    local dir="${1:?usage: kafka.sh resume DIR}" pid port t0=$SECONDS
+    dir="$(cd "$dir" && pwd)"
+    [[ -f "$dir/server.properties" && -f "$dir/kafka.port" ]] || die "no broker was started from $dir"
+    if [[ -f "$dir/kafka.pid" ]] && kill -0 "$(cat "$dir/kafka.pid")" 2>/dev/null; then
+        die "a broker already runs from $dir (pid $(cat "$dir/kafka.pid"))"
+    fi
+    port="$(cat "$dir/kafka.port")"
+    "$JAVA" "${JVM_FLAGS[@]}" -Dlog4j2.configurationFile="$dir/log4j2.properties" \
+        -cp "$LIBS/*" kafka.Kafka "$dir/server.properties" \
+        </dev/null >>"$dir/kafka.log" 2>&1 &
+    pid=$!
+    echo "$pid" > "$dir/kafka.pid"
+    while ! port_open "$port"; do
+        kill -0 "$pid" 2>/dev/null || { tail -n 40 "$dir/kafka.log" >&2; rm -f "$dir/kafka.pid"; die "broker exited while resuming"; }
+        (( SECONDS - t0 <= START_DEADLINE )) || { stop "$dir"; die "broker not listening after ${START_DEADLINE} s"; }
+        sleep 0.2
+    done
+    log "broker pid $pid resumed on 127.0.0.1:$port in $((SECONDS - t0)) s"
+}
+
 stop() {
     local dir="${1:?usage: kafka.sh stop DIR}" pid i
     [[ -f "$dir/kafka.pid" ]] || { log "no broker pid file in $dir; nothing to stop"; return 0; }
@@ -297,6 +319,7 @@ stop() {
 case "${1:-}" in
     start) start "${2:-}" ;;
     stop) stop "${2:-}" ;;
+    resume) resume "${2:-}" ;;
     jars) ensure_jars; echo "$LIBS" ;;
-    *) echo "usage: $0 start DIR | stop DIR | jars" >&2; exit 2 ;;
+    *) echo "usage: $0 start DIR | stop DIR | resume DIR | jars" >&2; exit 2 ;;
 esac

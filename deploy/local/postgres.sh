@@ -2,11 +2,18 @@
 # Runs a throwaway PostgreSQL server on a free loopback port, for the tests and `make stack`.
 #
 # Why this way: no Docker engine here, but Debian's PostgreSQL packages are; a fresh machine
-# gets them with apt-get. Each run is a new cluster (initdb), tuned for speed over safety
-# (fsync, synchronous_commit and full_page_writes off): never use it for real data.
+# gets them with apt-get. Each run is a new cluster (initdb). By default it is tuned for speed
+# over safety (fsync, synchronous_commit and full_page_writes off), for the test suite only:
+# firstvalue refuses such a database unless FIRSTVALUE_ALLOW_NON_DURABLE_DATABASE=true.
+# --durable keeps PostgreSQL's crash-safe settings (`make stack`, the fault tests).
 #
-#   deploy/local/postgres.sh start DIR   # prints the asyncpg URL on stdout, the rest on stderr
-#   deploy/local/postgres.sh stop DIR    # pg_ctl stop -m fast (immediate if that hangs)
+#   deploy/local/postgres.sh start DIR [--durable]  # prints the asyncpg URL on stdout, the rest on stderr
+#   deploy/local/postgres.sh stop DIR               # pg_ctl stop -m fast (immediate if that hangs)
+# Faults, on the cluster DIR holds (the fault tests use them):
+#   deploy/local/postgres.sh restart DIR [fast|immediate]  # pg_ctl restart (immediate: a crash)
+#   deploy/local/postgres.sh halt DIR [fast|immediate]     # stop the server, keep the cluster
+#   deploy/local/postgres.sh resume DIR                    # start it again on the same port
+#   deploy/local/postgres.sh signal DIR STOP|CONT          # freeze / thaw every server process
 #
 # The URL: postgresql+asyncpg://firstvalue:firstvalue@127.0.0.1:PORT/firstvalue
 # (user firstvalue may create databases; superuser "postgres" connects over the socket in DIR
@@ -114,7 +121,9 @@ psql_su() {  # psql_su SQL: as superuser over the unix socket
 # --- start / stop -----------------------------------------------------------------------
 
 start() {
-    local dir="${1:?usage: postgres.sh start DIR}" attempt t0=$SECONDS started=""
+    local dir="${1:?usage: postgres.sh start DIR [--durable]}" attempt t0=$SECONDS started=""
+    local durable="${2:-}" sync_flag=--no-sync safety
+    [[ -z "$durable" || "$durable" == --durable ]] || die "unknown option $durable (expected --durable)"
     mkdir -p "$dir"; dir="$(cd "$dir" && pwd)"
     local pidfile
     pidfile="$(cat "$dir/pg.datadir" 2>/dev/null || true)/postmaster.pid"
@@ -137,23 +146,33 @@ start() {
     LOG_FILE="$(dirname "$PGDATA_DIR")/postgres.log"  # the server's user must write it
     echo "$LOG_FILE" > "$dir/pg.logfile"
 
-    # --no-sync: nothing here must survive a crash. Trust over the socket (superuser setup);
-    # password (scram) over TCP, which is what the application uses.
-    as_pg "$BINDIR/initdb" -D "$PGDATA_DIR" -U postgres -E UTF8 --locale=C --no-sync \
+    if [[ -n "$durable" ]]; then
+        sync_flag=""
+        safety="# durable (--durable): PostgreSQL's crash-safe defaults, spelled out
+fsync = on
+synchronous_commit = on
+full_page_writes = on"
+    else
+        safety="# tuned for tests, not durable
+fsync = off
+synchronous_commit = off
+full_page_writes = off"
+    fi
+    # --no-sync unless durable: then nothing here must survive a crash. Trust over the socket
+    # (superuser setup); password (scram) over TCP, which is what the application uses.
+    as_pg "$BINDIR/initdb" -D "$PGDATA_DIR" -U postgres -E UTF8 --locale=C $sync_flag \
         --auth-local=trust --auth-host=scram-sha-256 >"$dir/initdb.log" 2>&1 \
         || { cat "$dir/initdb.log" >&2; die "initdb failed"; }
 
     for attempt in 1 2 3; do
         PORT="$(free_port)"
         cat > "$PGDATA_DIR/postgresql.auto.conf" <<EOF
-# Written by deploy/local/postgres.sh: loopback only, tuned for tests, not durable.
+# Written by deploy/local/postgres.sh: loopback only.
 listen_addresses = '127.0.0.1'
 port = $PORT
 unix_socket_directories = '$SOCK_DIR'
 max_connections = 200
-fsync = off
-synchronous_commit = off
-full_page_writes = off
+$safety
 EOF
         give_to_pg "$PGDATA_DIR/postgresql.auto.conf"
         # pg_ctl redirects the server's output to the log, so $(postgres.sh start) never hangs.
@@ -211,8 +230,36 @@ stop() {
     rm -f "$dir/pg.datadir"
 }
 
+# --- faults (the cluster stays; the same port) ------------------------------------------
+
+pg_ctl_on() {  # pg_ctl_on DIR ARGS...: pg_ctl on DIR's cluster, as the server's user
+    local dir="${1:?DIR}"; shift
+    [[ -f "$dir/pg.datadir" ]] || die "no cluster recorded in $dir"
+    as_pg "$(cat "$dir/pg.bindir")/pg_ctl" -D "$(cat "$dir/pg.datadir")" "$@" </dev/null >/dev/null
+}
+
+shutdown_mode() {
+    case "${1:-fast}" in fast|immediate) echo "${1:-fast}" ;; *) die "mode ${1} (expected fast or immediate)" ;; esac
+}
+
+restart() { pg_ctl_on "$1" -m "$(shutdown_mode "${2:-}")" -w -t 60 -l "$(cat "$1/pg.logfile")" restart; log "server restarted"; }
+halt() { pg_ctl_on "$1" -m "$(shutdown_mode "${2:-}")" -w -t 60 stop; log "server halted (cluster kept)"; }
+resume() { pg_ctl_on "$1" -w -t 60 -l "$(cat "$1/pg.logfile")" start; log "server resumed"; }
+
+signal_server() {  # signal_server DIR STOP|CONT: the postmaster and every backend it forked
+    local dir="${1:?DIR}" sig="${2:?STOP or CONT}" pid
+    [[ "$sig" == STOP || "$sig" == CONT ]] || die "signal $sig (expected STOP or CONT)"
+    pid="$(head -n 1 "$(cat "$dir/pg.datadir")/postmaster.pid")"
+    kill "-$sig" "$pid" $(ps -o pid= --ppid "$pid")
+    log "sent SIG$sig to the server (pid $pid) and its processes"
+}
+
 case "${1:-}" in
-    start) start "${2:-}" ;;
+    start) start "${2:-}" "${3:-}" ;;
     stop) stop "${2:-}" ;;
-    *) echo "usage: $0 start DIR | stop DIR" >&2; exit 2 ;;
+    restart) restart "${2:-}" "${3:-}" ;;
+    halt) halt "${2:-}" "${3:-}" ;;
+    resume) resume "${2:-}" ;;
+    signal) signal_server "${2:-}" "${3:-}" ;;
+    *) echo "usage: $0 start DIR [--durable] | stop DIR | restart DIR [fast|immediate] | halt DIR [fast|immediate] | resume DIR | signal DIR STOP|CONT" >&2; exit 2 ;;
 esac

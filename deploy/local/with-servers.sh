@@ -8,6 +8,8 @@
 #   FIRSTVALUE_TEST_DATABASE_URL             postgresql+asyncpg://firstvalue:firstvalue@127.0.0.1:PORT/firstvalue
 #   FIRSTVALUE_TEST_KAFKA_BOOTSTRAP_SERVERS  127.0.0.1:PORT
 #   FIRSTVALUE_TEST_RUN_DIR                  the servers' folder (logs: postgres/pg/postgres.log, kafka/kafka.log)
+#   FIRSTVALUE_ALLOW_NON_DURABLE_DATABASE    true: this server is tuned for speed (fsync off) and
+#                                            disposable, so the services may start on it
 # The exit code is CMD's (or 1 when a server did not start). FIRSTVALUE_KEEP_RUN_DIR=1 keeps
 # the folder (logs) after the run.
 set -euo pipefail
@@ -61,7 +63,9 @@ fi
 FIRSTVALUE_TEST_DATABASE_URL="$(cat "$RUN_DIR/database_url")"
 FIRSTVALUE_TEST_KAFKA_BOOTSTRAP_SERVERS="$(cat "$RUN_DIR/bootstrap_servers")"
 FIRSTVALUE_TEST_RUN_DIR="$RUN_DIR"
+FIRSTVALUE_ALLOW_NON_DURABLE_DATABASE=true
 export FIRSTVALUE_TEST_DATABASE_URL FIRSTVALUE_TEST_KAFKA_BOOTSTRAP_SERVERS FIRSTVALUE_TEST_RUN_DIR
+export FIRSTVALUE_ALLOW_NON_DURABLE_DATABASE
 log "servers up in $((SECONDS - t0)) s: $FIRSTVALUE_TEST_DATABASE_URL, kafka $FIRSTVALUE_TEST_KAFKA_BOOTSTRAP_SERVERS"
 
 rc=0

@@ -396,7 +396,7 @@ async def _pipeline(
             await unacked.popleft()
     finally:
         for task in (fetching, stored, *unacked):  # cut short: rolled back, redelivered
-            if task is not None and not task.done():
+            if task is not None:  # a finished one too: its error is collected, not left
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task

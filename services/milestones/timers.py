@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.bus.bus import Bus
+from shared.bus.outages import Outage, log_failure
 from shared.domain.plans import Plan
 from shared.observability.database import observe_timer_lateness
 from shared.projection.projector import project_many
@@ -76,7 +77,8 @@ async def run_timers(
     """Tick until cancelled: at the earliest upcoming due moment, and at least every
     ``interval_seconds`` (which also catches moments that facts just brought forward). A
     failed tick is logged and the next one retries it (state is derived from facts, so
-    nothing is lost by waiting)."""
+    nothing is lost by waiting); an outage is logged when it starts and ends."""
+    outage = Outage("timer loop", logger=log)
     while True:
         wait = interval_seconds
         try:
@@ -84,6 +86,7 @@ async def run_timers(
             if fired:
                 log.info("timers re-evaluated %d onboardings", fired)
             wait = await _seconds_to_next(sessionmaker, clock, interval_seconds)
-        except Exception:
-            log.exception("timer tick failed; retrying in %.0fs", interval_seconds)
+            outage.up()
+        except Exception as error:
+            log_failure(outage, log, error, "timer tick failed; retrying in %.0fs", wait)
         await asyncio.sleep(wait)

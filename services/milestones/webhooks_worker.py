@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.milestones import webhooks
 from shared.bus import topics
 from shared.bus.bus import Batch, Bus, Subscription
+from shared.bus.outages import Outage, log_failure
 from shared.bus.retry import consume_with_retries
 from shared.config import Settings
 from shared.storage.webhook_deliveries import WebhookDelivery, WebhookDeliveryRepository
@@ -212,13 +213,18 @@ async def run_sender(
     timeout = httpx.Timeout(options.timeout_seconds)
 
     async def loop(client: httpx.AsyncClient, idle_seconds: float) -> None:
+        outage = Outage("webhook sender", logger=log)
         while True:
             try:
-                if await send_next(sessionmaker, client, options, clock):
+                sent = await send_next(sessionmaker, client, options, clock)
+                outage.up()
+                if sent:
                     wake.set()  # a backlog: rouse the idle loops to share it
                     continue
-            except Exception:
-                log.exception("webhook sender failed; retrying in %.1fs", idle_seconds)
+            except Exception as error:
+                log_failure(
+                    outage, log, error, "webhook sender failed; retrying in %.1fs", idle_seconds
+                )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), idle_seconds)
             wake.clear()

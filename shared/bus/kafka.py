@@ -30,6 +30,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import CommitFailedError, IllegalStateError
 
 from shared.bus.bus import LeavesOnExit, Message
+from shared.bus.client_logs import throttle_client_logs
 
 _EPOCH = datetime.fromtimestamp(0, UTC)
 log = logging.getLogger(__name__)
@@ -271,6 +272,7 @@ class KafkaBus:
         """Start the producer; a second call is a no-op (callers may share a started bus)."""
         if self._producer is not None:
             return
+        throttle_client_logs()
         producer = AIOKafkaProducer(
             bootstrap_servers=self._servers,
             client_id=self._client_id,
@@ -309,6 +311,12 @@ class KafkaBus:
             producer, self._producer = self._producer, None
             await producer.flush()
             await producer.stop()
+
+    async def probe(self) -> None:
+        """Ask a broker for the cluster's metadata; raises when none answers (readiness)."""
+        if self._producer is None:
+            raise RuntimeError("KafkaBus.start() was not called (or the bus is stopped)")
+        await self._producer.client.fetch_all_metadata()
 
     async def publish(self, topic: str, key: str | None, value: bytes) -> None:
         await self.publish_many(topic, [(key, value)])

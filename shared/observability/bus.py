@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from shared.bus import topics
 from shared.bus.bus import Bus
+from shared.bus.outages import Outage, log_failure
 from shared.observability.metrics import BUS_SCRAPE_ERRORS, CONSUMER_LAG, DLQ_MESSAGES
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,7 @@ class BusMetrics:
         self._ttl = ttl_seconds
         self._lock = asyncio.Lock()
         self._read_at: float | None = None
+        self._outage = Outage("consumer lag reading", logger=log)  # broker down: one line
 
     async def refresh(self) -> None:
         async with self._lock:
@@ -48,8 +50,9 @@ class BusMetrics:
             self._read_at = now
             try:
                 await asyncio.wait_for(self._read(), READ_TIMEOUT_SECONDS)
-            except Exception:
-                log.warning("consumer lag could not be read", exc_info=True)
+                self._outage.up()
+            except Exception as error:
+                log_failure(self._outage, log, error, "consumer lag could not be read")
                 BUS_SCRAPE_ERRORS.inc()
 
     async def _read(self) -> None:

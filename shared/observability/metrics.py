@@ -145,3 +145,12 @@ def record_lateness(seconds: Iterable[float]) -> None:
     """Observe each fired timer's lateness (clamped at 0: a timer is never early)."""
     for value in seconds:
         TIMER_LATENESS.observe(max(value, 0.0))
+
+
+# --- dependencies (observability.readiness) ----------------------------------------------
+DEPENDENCY_UP = Gauge(
+    "firstvalue_dependency_up",
+    "1 while the dependency answered its last readiness probe within its timeout, 0 while "
+    "it is down or stalled, by dependency (database, kafka).",
+    ["dependency"],
+)

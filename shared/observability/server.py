@@ -2,7 +2,8 @@
 server in the service's own event loop, so a scrape can await fresh readings (consumer lag
 from Kafka) before the exposition is rendered.
 
-Only ``GET /metrics`` (and ``/healthz``) are answered, one request per connection.
+Only ``GET /metrics``, ``/healthz`` (the process runs) and ``/readyz`` (no dependency is down,
+as the service's background probes last saw it) are answered, one request per connection.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from contextlib import asynccontextmanager
 from prometheus_client import CONTENT_TYPE_PLAIN_0_0_4, REGISTRY, generate_latest
 from prometheus_client.core import Metric
 from prometheus_client.registry import Collector
+
+from shared.observability.readiness import DEPENDENCIES
 
 log = logging.getLogger(__name__)
 Refresh = Callable[[], Awaitable[None]]
@@ -87,12 +90,17 @@ async def _answer(head: bytes, refreshers: Sequence[Refresh]) -> tuple[str, byte
     method, _, rest = head.split(b"\r\n", 1)[0].decode("latin-1").partition(" ")
     path = rest.split(" ", 1)[0].split("?", 1)[0]
     text = "text/plain; charset=utf-8"
-    if path not in ("/metrics", "/healthz"):
+    if path not in ("/metrics", "/healthz", "/readyz"):
         return "404 Not Found", b"not found: try /metrics\n", text
     if method != "GET":
         return "405 Method Not Allowed", b"only GET\n", text
     if path == "/healthz":
         return "200 OK", b"ok\n", text
+    if path == "/readyz":
+        down = [f"{d.name} down ({d.reason})" for d in DEPENDENCIES.values() if d.is_down]
+        if down:
+            return "503 Service Unavailable", ("\n".join(down) + "\n").encode(), text
+        return "200 OK", b"ready\n", text
     for refresh in refreshers:
         await refresh()
     return "200 OK", render(), CONTENT_TYPE

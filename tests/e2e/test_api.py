@@ -232,7 +232,9 @@ async def test_as_of_that_is_not_a_moment_is_422(stack: Stack) -> None:
 
 async def test_probes_and_metrics(stack: Stack) -> None:
     assert (await stack.client.get("/healthz")).json() == {"status": "ok"}
-    assert (await stack.client.get("/readyz")).json() == {"status": "ready"}
+    ready = (await stack.client.get("/readyz")).json()
+    assert ready["status"] == "ready"
+    assert ready["checks"]["database"] == {"status": "up"}
     metrics = await stack.client.get("/metrics")
     assert metrics.status_code == 200
     assert 'firstvalue_http_requests_total{method="GET",route="/v1/onboardings"' in metrics.text

@@ -70,6 +70,7 @@ def api_process(url: str, folder: Path) -> Iterator[str]:
         "FIRSTVALUE_DATABASE_URL": url,
         "FIRSTVALUE_API_HOST": "127.0.0.1",
         "FIRSTVALUE_API_PORT": str(port),
+        "FIRSTVALUE_ALLOW_NON_DURABLE_DATABASE": "true",  # the test server is disposable
     }
     log = (folder / "api.log").open("w")
     process = subprocess.Popen(
