@@ -2,8 +2,11 @@
 # The production shape on one machine (`make stack`): PostgreSQL + Kafka on free loopback
 # ports, the schema migrated, and the three services as separate processes:
 #   firstvalue ingest | firstvalue milestones | firstvalue api
-# Logs go to .cache/stack/*.log (kept after the stop). Ctrl-C (or any service exiting)
-# stops everything. The servers are fresh every time: no data survives a stop.
+# Logs go to .cache/stack/*.log (kept after the stop). A service that exits is restarted (a
+# small supervisor: back-off 1 s, 2 s, ... 30 s, reset after a minute up), except one that
+# refuses its settings or database (exit 2): then everything stops. Ctrl-C stops everything.
+# PostgreSQL runs with its durable settings (postgres.sh --durable). The servers are fresh
+# every time: no data survives a stop.
 #
 # Environment: FIRSTVALUE_* settings pass through (e.g. FIRSTVALUE_API_PORT, FIRSTVALUE_PLANS);
 # FIRSTVALUE_API_KEYS defaults to one generated write key, printed at start.
@@ -16,6 +19,8 @@ FV="$REPO/.venv/bin/firstvalue"
 PYTHON="$REPO/.venv/bin/python"
 SERVICES=(ingest milestones api)
 STOP_GRACE=15
+HEALTHY_AFTER=60  # a service up this long has its restart back-off reset
+MAX_RESTART_DELAY=30
 
 log() { echo "stack.sh: $*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -85,7 +90,7 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 t0=$SECONDS
-bash "$HERE/postgres.sh" start "$STACK_DIR/postgres" >"$STACK_DIR/database_url" &
+bash "$HERE/postgres.sh" start "$STACK_DIR/postgres" --durable >"$STACK_DIR/database_url" &
 PG_JOB=$!
 bash "$HERE/kafka.sh" start "$STACK_DIR/kafka" >"$STACK_DIR/bootstrap_servers" &
 KAFKA_JOB=$!
@@ -112,17 +117,18 @@ log "migrating the schema ..."
 "$FV" migrate </dev/null >"$STACK_DIR/migrate.log" 2>&1 ||
     { tail -n 30 "$STACK_DIR/migrate.log" >&2; die "firstvalue migrate failed"; }
 
-declare -A SERVICE_OF=()
-PIDS=()
-for svc in "${SERVICES[@]}"; do
+declare -A SERVICE_OF=() STARTED_AT=() RESTARTS=()
+start_service() {  # start_service NAME
+    local svc="$1"
     # Own session: Ctrl-C reaches only this script, which then stops the services (SIGTERM,
     # each drains its batches in hand) before the servers, instead of all at once.
-    setsid "$FV" "$svc" </dev/null >"$STACK_DIR/$svc.log" 2>&1 &
+    setsid "$FV" "$svc" </dev/null >>"$STACK_DIR/$svc.log" 2>&1 &
     echo "$!" > "$STACK_DIR/$svc.pid"
     SERVICE_OF[$!]="$svc"
-    PIDS+=("$!")
+    STARTED_AT[$svc]=$SECONDS
     log "started firstvalue $svc (pid $!, log $STACK_DIR/$svc.log)"
-done
+}
+for svc in "${SERVICES[@]}"; do start_service "$svc"; done
 
 # Tell when the API answers (the services may keep starting up after that).
 if "$PYTHON" - "$API_URL/readyz" <<'PY'
@@ -154,11 +160,24 @@ else
     log "the API did not answer on $API_URL/readyz within 60 s; see $STACK_DIR/api.log"
 fi
 
-# Runs until Ctrl-C, or until a service exits (then everything stops).
-exited=""
-wait -n -p exited "${PIDS[@]}" || true
-if [[ -n "$exited" ]]; then
-    log "firstvalue ${SERVICE_OF[$exited]} exited; its log tail:"
-    tail -n 30 "$STACK_DIR/${SERVICE_OF[$exited]}.log" >&2 || true
-fi
-exit 1
+# The supervisor: runs until Ctrl-C, restarting a service that exits.
+while true; do
+    exited="" rc=0
+    wait -n -p exited "${!SERVICE_OF[@]}" || rc=$?
+    [[ -n "$exited" && -n "${SERVICE_OF[$exited]:-}" ]] || continue
+    svc="${SERVICE_OF[$exited]}"
+    unset "SERVICE_OF[$exited]"
+    if (( rc == 2 )); then  # bad settings, or a database that is not durable: restarting won't help
+        log "firstvalue $svc refused to start (exit 2); its log tail:"
+        tail -n 5 "$STACK_DIR/$svc.log" >&2 || true
+        exit 1
+    fi
+    (( SECONDS - STARTED_AT[$svc] < HEALTHY_AFTER )) || RESTARTS[$svc]=0
+    n=$(( ${RESTARTS[$svc]:-0} + 1 ))
+    RESTARTS[$svc]=$n
+    delay=$(( n > 5 ? MAX_RESTART_DELAY : 1 << (n - 1) ))
+    log "firstvalue $svc (pid $exited) exited with status $rc; restart $n in $delay s; its log tail:"
+    tail -n 10 "$STACK_DIR/$svc.log" >&2 || true
+    sleep "$delay"
+    start_service "$svc"
+done

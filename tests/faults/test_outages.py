@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.bus import topics
@@ -80,6 +81,7 @@ async def test_a_database_down_for_a_minute_is_waited_out(
     stopped = time.monotonic()
     status, body, _ = await readyz(stack)
     assert status == 503, body
+    print(f"database halted: /readyz 503 after {time.monotonic() - stopped:.3f} s")
     assert time.monotonic() - stopped <= READY_WITHIN_SECONDS
     assert body["checks"]["database"]["status"] == "down"
     assert "database" in body["error"]["message"]
@@ -88,6 +90,9 @@ async def test_a_database_down_for_a_minute_is_waited_out(
     for name in ("ingest", "milestones"):
         gauge = gauge_at(stack.services[name], "database", 0)
         await eventually(gauge, f"{name}'s database gauge at 0", deadline=10)
+        async with httpx.AsyncClient(timeout=5) as client:  # its own probe endpoint
+            probe = await client.get(f"http://127.0.0.1:{stack.services[name].port}/readyz")
+        assert probe.status_code == 503 and "database down" in probe.text
     while time.monotonic() - stopped < DATABASE_OUTAGE_SECONDS:  # the outage itself
         assert (await readyz(stack))[0] == 503
         stack.assert_running()
@@ -109,6 +114,7 @@ async def test_a_stalled_database_makes_readyz_answer_503_within_a_second(
         for _ in range(3):
             status, body, took = await readyz(stack)
             assert status == 503, body
+            print(f"database stalled: /readyz 503 in {took:.3f} s")
             assert took <= READY_WITHIN_SECONDS
             assert body["checks"]["database"]["status"] == "down"
         assert time.monotonic() - stalled <= 3 * READY_WITHIN_SECONDS
@@ -152,6 +158,7 @@ async def test_a_broker_down_for_half_a_minute_is_waited_out_quietly(
     assert {name: s.process.pid for name, s in stack.services.items()} == pids  # no restart
     for name, service in stack.services.items():
         written = service.lines()[marks[name] :]
+        print(f"broker outage: {name} wrote {len(written)} log lines")
         assert len(written) <= QUIET_LINES, f"{name} wrote {len(written)} lines:\n" + "\n".join(
             written
         )
