@@ -49,7 +49,7 @@ bench: dev-venv
 #   make services-up && source .cache/services/env && .venv/bin/pytest -m integration; make services-down
 services-up:
 	mkdir -p .cache/services && pg=$$(bash deploy/local/postgres.sh start .cache/services/postgres) && kafka=$$(bash deploy/local/kafka.sh start .cache/services/kafka) && \
-	printf 'export FIRSTVALUE_DATABASE_URL=%s FIRSTVALUE_TEST_DATABASE_URL=%s\nexport FIRSTVALUE_KAFKA_BOOTSTRAP_SERVERS=%s FIRSTVALUE_TEST_KAFKA_BOOTSTRAP_SERVERS=%s\n' "$$pg" "$$pg" "$$kafka" "$$kafka" | tee .cache/services/env
+	printf 'export FIRSTVALUE_DATABASE_URL=%s FIRSTVALUE_TEST_DATABASE_URL=%s\nexport FIRSTVALUE_KAFKA_BOOTSTRAP_SERVERS=%s FIRSTVALUE_TEST_KAFKA_BOOTSTRAP_SERVERS=%s\nexport FIRSTVALUE_ALLOW_NON_DURABLE_DATABASE=true\n' "$$pg" "$$pg" "$$kafka" "$$kafka" | tee .cache/services/env
 
 services-down:
 	bash deploy/local/kafka.sh stop .cache/services/kafka; bash deploy/local/postgres.sh stop .cache/services/postgres; rm -rf .cache/services

@@ -1,7 +1,8 @@
 """aiokafka's own log lines, throttled: while a broker is down its clients log every failed
-connection and metadata refresh, tens of thousands of ERROR lines a minute. The outage is
-told once by the readiness probes and the consumer loops (``outages.Outage``); of each
-aiokafka message only the first is kept per minute, with a count of the ones left out.
+connection, metadata refresh and heartbeat, tens of thousands of ERROR lines a minute. The
+outage itself is told once by the readiness probes and the consumer loops
+(``outages.Outage``); of aiokafka's lines only the first few of each minute are kept, and
+the next one kept says how many were left out.
 """
 
 from __future__ import annotations
@@ -11,39 +12,47 @@ import time
 from collections.abc import Callable
 
 WINDOW_SECONDS = 60.0
+BURST = 3  # aiokafka lines kept per window, all kinds together
 
 
-class ThrottleRepeats(logging.Filter):
-    """Let one record of each (logger, message template) through per window; the next one
-    after the window says how many were left out meanwhile. Records below WARNING pass."""
+class ThrottleClientLines(logging.Filter):
+    """Let ``burst`` records at WARNING or above through per window (lower levels always
+    pass); the first one let through after some were left out carries their count."""
 
     def __init__(
-        self, window_seconds: float = WINDOW_SECONDS, clock: Callable[[], float] = time.monotonic
+        self,
+        burst: int = BURST,
+        window_seconds: float = WINDOW_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__()
+        self._burst = burst
         self._window = window_seconds
         self._clock = clock
-        self._seen: dict[tuple[str, str], tuple[float, int]] = {}  # → (last let through, left out)
+        self._opened: float | None = None  # when the current window began
+        self._passed = 0
+        self._left_out = 0
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno < logging.WARNING:
             return True
-        key = (record.name, str(record.msg))
         now = self._clock()
-        last, left_out = self._seen.get(key, (None, 0))
-        if last is not None and now - last < self._window:
-            self._seen[key] = (last, left_out + 1)
+        if self._opened is None or now - self._opened >= self._window:
+            self._opened, self._passed = now, 0
+        if self._passed >= self._burst:
+            self._left_out += 1
             return False
-        self._seen[key] = (now, 0)
-        if left_out and last is not None:
+        self._passed += 1
+        if self._left_out:
             record.msg = (
-                f"{record.getMessage()} (and {left_out} more like it in {now - last:.0f} s)"
+                f"{record.getMessage()} (and {self._left_out} more aiokafka lines left out)"
             )
             record.args = ()
+            self._left_out = 0
         return True
 
 
-_THROTTLE = ThrottleRepeats()
+_THROTTLE = ThrottleClientLines()
 
 
 def throttle_client_logs() -> None:

@@ -22,7 +22,7 @@ from shared.bus.outages import Outage
 from shared.observability.metrics import DEPENDENCY_UP
 
 log = logging.getLogger(__name__)
-PROBE_TIMEOUT_SECONDS = 0.8  # /readyz answers within a second, whatever a dependency does
+PROBE_TIMEOUT_SECONDS = 0.5  # /readyz answers within a second, whatever a dependency does
 WATCH_SECONDS = 5.0  # between background probes while everything is up
 WATCH_DOWN_SECONDS = 1.0  # ... and while something is down, to see it back soon
 

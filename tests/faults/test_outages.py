@@ -23,7 +23,7 @@ DATABASE_OUTAGE_SECONDS = 60.0
 BROKER_OUTAGE_SECONDS = 30.0
 READY_WITHIN_SECONDS = 1.0
 RECOVERY_DEADLINE = 90.0
-QUIET_LINES = 12  # log lines a service may write for a broker outage of half a minute
+QUIET_LINES = 10  # log lines a service may write for a broker outage of half a minute
 
 
 async def caught_up(

@@ -15,7 +15,7 @@ from aiokafka.errors import (
 )
 from sqlalchemy import exc as sa
 
-from shared.bus.client_logs import ThrottleRepeats
+from shared.bus.client_logs import ThrottleClientLines
 from shared.bus.outages import Outage, backoff_seconds, is_outage
 from shared.storage.durability import refusal
 
@@ -115,27 +115,32 @@ def test_an_outage_is_logged_once_then_every_minute_then_when_it_ends(
     assert states[-3:] == [False, True, True] and not outage.is_down
 
 
-def test_repeated_client_lines_pass_once_a_minute_with_a_count_of_the_rest() -> None:
+def test_client_lines_pass_a_few_a_minute_and_the_next_one_counts_the_rest() -> None:
     clock = Clock()
-    throttle = ThrottleRepeats(window_seconds=60, clock=clock)
+    throttle = ThrottleClientLines(burst=3, window_seconds=60, clock=clock)
 
     def record(msg: str, *args: object, level: int = logging.ERROR) -> logging.LogRecord:
         return logging.LogRecord("aiokafka.conn", level, __file__, 1, msg, args, None)
 
     passed = []
-    for n in range(10_000):
+    for n in range(10_000):  # ten seconds of a broker down, two kinds of line
         line = record("Unable connect to node with id %s: %s", 1, f"attempt {n}")
         if throttle.filter(line):
             passed.append(line.getMessage())
+        if throttle.filter(record("Unable to update metadata from %s", [1])):
+            passed.append("metadata")
         clock.now += 0.001
-    assert passed == ["Unable connect to node with id 1: attempt 0"]
-    assert throttle.filter(record("Unable to update metadata from %s", [1]))  # another line
+    assert passed == [
+        "Unable connect to node with id 1: attempt 0",
+        "metadata",
+        "Unable connect to node with id 1: attempt 1",
+    ]
     assert throttle.filter(record("connecting", level=logging.DEBUG))  # below WARNING
     clock.now += 60
     again = record("Unable connect to node with id %s: %s", 1, "later")
     assert throttle.filter(again)
     assert again.getMessage() == (
-        "Unable connect to node with id 1: later (and 9999 more like it in 70 s)"
+        "Unable connect to node with id 1: later (and 19997 more aiokafka lines left out)"
     )
 
 
