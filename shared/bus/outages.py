@@ -75,8 +75,11 @@ def describe(error: BaseException | str) -> str:
     """One line for the log: the error's type and message, without a traceback."""
     if isinstance(error, str):
         return error
-    text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0]}" if text and text[0] else type(error).__name__
+    name = type(error).__name__
+    lines = str(error).strip().splitlines()
+    if not lines or not lines[0]:
+        return name
+    return lines[0] if lines[0].startswith(name) else f"{name}: {lines[0]}"  # aiokafka's own
 
 
 class Outage:

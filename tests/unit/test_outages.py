@@ -16,7 +16,7 @@ from aiokafka.errors import (
 from sqlalchemy import exc as sa
 
 from shared.bus.client_logs import ThrottleClientLines
-from shared.bus.outages import Outage, backoff_seconds, is_outage
+from shared.bus.outages import Outage, backoff_seconds, describe, is_outage
 from shared.storage.durability import refusal
 
 URL = "postgresql+asyncpg://fv:secret@db.internal:5432/firstvalue"
@@ -155,3 +155,12 @@ def test_a_lossy_setting_is_refused_in_one_line_naming_it_and_the_override() -> 
     assert "synchronous_commit=off" in reason and "fsync" not in reason
     assert "FIRSTVALUE_ALLOW_NON_DURABLE_DATABASE=true" in reason
     assert "secret" not in reason and "db.internal:5432/firstvalue" in reason
+
+
+def test_an_error_is_described_in_one_line_naming_its_type_once() -> None:
+    assert describe(NodeNotReadyError("node 1 not ready")) == "NodeNotReadyError: node 1 not ready"
+    assert (
+        describe(ConnectionResetError(104, "reset\nmore"))
+        == "ConnectionResetError: [Errno 104] reset"
+    )
+    assert describe(TimeoutError()) == "TimeoutError"
