@@ -184,8 +184,9 @@ async def answers_ready(stack: Stack) -> bool:
 
 
 async def dependency_up(service: Service, dependency: str) -> float | None:
-    """``firstvalue_dependency_up{dependency}`` on a pipeline service's /metrics."""
-    async with httpx.AsyncClient(timeout=5) as client:
+    """``firstvalue_dependency_up{dependency}`` on a pipeline service's /metrics (a scrape
+    also reads the consumer lag, which may wait up to 5 s for a broker that is down)."""
+    async with httpx.AsyncClient(timeout=15) as client:
         body = (await client.get(f"http://127.0.0.1:{service.port}/metrics")).text
     prefix = f'firstvalue_dependency_up{{dependency="{dependency}"}} '
     values = [float(line[len(prefix) :]) for line in body.splitlines() if line.startswith(prefix)]
