@@ -188,6 +188,7 @@ REGULAR = 20  # log in all along: at most ~22 weekly actives, so team_adoption (
 OCCASIONAL = 10  # one login each after go-live: 30 distinct users, users_logged_in completes
 CREATORS = 15  # create records: records_created (20 users) stays open
 SYNCED_DAY, GO_LIVE_DAY, REPORT_DAY = 21.0, 26.0, 70.0
+FIXED_EVENTS = 1 + 10 + REGULAR + OCCASIONAL  # the contract and the milestone events
 MIX = (
     ("Page Viewed", 0.80),
     ("Logged In", 0.10),
@@ -360,8 +361,10 @@ class Enterprise(Account):
         return self.message(at, self.user(0), name, {"report": "weekly pipeline"})
 
     def history(self, count: int) -> Iterator[dict[str, Any]]:
-        """``count`` messages in time order: the contract, the milestone events, the mix."""
+        """``count`` messages in time order (at least ``FIXED_EVENTS``): the contract, the
+        milestone events, the mix."""
         fixed = [self.contract(), *self.milestone_messages()]
+        assert len(fixed) == FIXED_EVENTS
         moments = sorted(self.at(self.rng.uniform(0.01, DAYS)) for _ in range(count - len(fixed)))
         stream = (self.random_message(at) for at in moments)
         pending = sorted(fixed, key=lambda m: m["timestamp"])
@@ -760,7 +763,8 @@ async def sustained(
     info: dict[str, Any] = {}
     async with fresh_database(server) as url:
         print(
-            f"sustained: loading the hot account ({args.hot_history:,} events) and "
+            f"sustained: loading the hot account ({max(args.hot_history, FIXED_EVENTS):,} "
+            "events) and "
             f"{len(ordinary):,} ordinary accounts ({args.ordinary_history} events each)…",
             flush=True,
         )
@@ -896,7 +900,8 @@ async def _warm_up(
 def report_sustained(latencies: Latencies, info: dict[str, Any], args: argparse.Namespace) -> None:
     print(
         f"\nSustained run: {info['sent_hot']:,} hot + {info['sent_ordinary']:,} ordinary events in "
-        f"{args.sustained_seconds:g} s; the hot account began with {args.hot_history:,} stored "
+        f"{args.sustained_seconds:g} s; the hot account began with "
+        f"{max(args.hot_history, FIXED_EVENTS):,} stored "
         f"events, {args.ordinary_accounts:,} ordinary accounts with {args.ordinary_history} each "
         f"(loaded {info['stored']:,} in {info['load_s']:.1f} s, {info['projected']:,} projected "
         f"in {info['prepare_s']:.1f} s)"
@@ -964,7 +969,9 @@ async def main(args: argparse.Namespace) -> None:
 def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
-        "--sizes", default=DEFAULT_SIZES, help=f"stored events N (default {DEFAULT_SIZES})"
+        "--sizes",
+        default=DEFAULT_SIZES,
+        help=f"stored events N (default {DEFAULT_SIZES}; '' skips them)",
     )
     parser.add_argument("--repetitions", type=int, default=15, help="timed runs per figure at most")
     parser.add_argument(
@@ -976,7 +983,10 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--sustained-seconds", type=float, default=300.0, help="0 skips it")
     parser.add_argument("--hot-rate", type=float, default=200.0, help="hot account events/s")
     parser.add_argument(
-        "--hot-history", type=int, default=100_000, help="hot account's stored events"
+        "--hot-history",
+        type=int,
+        default=100_000,
+        help=f"hot account's stored events to begin with (at least {FIXED_EVENTS})",
     )
     parser.add_argument("--ordinary-accounts", type=int, default=1000)
     parser.add_argument("--ordinary-history", type=int, default=100, help="stored events each")
