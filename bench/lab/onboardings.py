@@ -34,3 +34,10 @@ async def analyze(conn: Any) -> None:
     """VACUUM ANALYZE both tables once loaded, so the planner knows their sizes."""
     await conn.execute("VACUUM ANALYZE onboardings")
     await conn.execute("VACUUM ANALYZE onboarding_projections")
+
+
+async def copy_registrations(conn: Any, registrations: Sequence[tuple[Any, ...]]) -> None:
+    """COPY registrations alone (their projections to be derived, not written)."""
+    await conn.copy_records_to_table(
+        "onboardings", records=registrations, columns=REGISTRATION_COLUMNS
+    )
