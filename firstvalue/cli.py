@@ -176,8 +176,8 @@ def replay_command(
     """Re-derive every onboarding's state from its facts under the current plans
     (FIRSTVALUE_PLANS), then publish the transitions that causes."""
     from firstvalue import replay
-    from services.api.app import configured_plans
     from shared.bus.factory import create_bus
+    from shared.plan_files import configured_plans
     from shared.projection.publisher import relay_outbox
 
     settings = _settings()
@@ -353,7 +353,7 @@ def demo_data_command(
     ] = None,
 ) -> None:
     """Write a realistic synthetic history: Segment messages and manual facts, as NDJSON."""
-    from services.api.app import configured_plans
+    from shared.plan_files import configured_plans
 
     settings = _settings()
     end = _moment(now)

@@ -29,7 +29,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from firstvalue import demo_data
-from services.api.app import configured_plans, create_app
+from services.api.app import create_app
 from services.ingest.consumer import IngestOptions, run_ingest
 from services.milestones.service import run_configured
 from shared.analytics.normalize import partition_key
@@ -37,6 +37,7 @@ from shared.bus import topics
 from shared.bus.memory import MemoryBus
 from shared.config import Settings
 from shared.domain.plans import Plan
+from shared.plan_files import configured_plans
 from shared.projection.manual import record_fact
 from shared.projection.publisher import relay_outbox
 from shared.storage import migrate

@@ -18,7 +18,6 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.api.app import configured_plans
 from services.ingest.consumer import IngestOptions, run_ingest
 from services.milestones.service import run_configured
 from shared.bus import topics
@@ -27,6 +26,7 @@ from shared.bus.factory import create_bus
 from shared.config import Settings
 from shared.observability.bus import BusMetrics
 from shared.observability.server import metrics_server
+from shared.plan_files import configured_plans
 from shared.storage.engine import create_engine, create_sessionmaker
 
 log = logging.getLogger(__name__)

@@ -28,14 +28,9 @@ from shared.bus.bus import Bus
 from shared.bus.factory import create_bus
 from shared.config import Settings
 from shared.domain.plans import Plan
-from shared.plan_files import default_plans, load_plans
+from shared.plan_files import configured_plans
 from shared.storage.api_keys import ApiKeyRepository
 from shared.storage.engine import create_engine, create_sessionmaker
-
-
-def configured_plans(settings: Settings) -> dict[str, Plan]:
-    """The plans in ``settings.plans`` (a file or folder), else the packaged defaults."""
-    return load_plans([settings.plans]) if settings.plans else default_plans()
 
 
 def create_app(
