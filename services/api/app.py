@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.api import errors, metrics
+from services.api import console, errors, metrics
 from services.api.dependencies import Runtime
 from services.api.routes import (
     escalations,
@@ -65,6 +65,8 @@ def create_app(
         summary="Onboarding is done when the customer has a result, not when your checklist is.",
         version="0.1.0",
         lifespan=lifespan,
+        docs_url=None,  # /docs and /redoc: the console serves them with local assets
+        redoc_url=None,
     )
     errors.install(app)
     app.middleware("http")(metrics.record)
@@ -76,6 +78,7 @@ def create_app(
     app.include_router(mixpanel.router)
     app.include_router(health.router)
     app.include_router(metrics.router)
+    console.install(app)
     return app
 
 
