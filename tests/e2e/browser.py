@@ -50,6 +50,12 @@ class Browser:
         self.requested += new
         return new
 
+    def outside(self, origin: str) -> list[str]:
+        """Requested URLs that are neither ``origin``'s nor inline (``data:``, which the
+        browser's own controls use and which leave nothing)."""
+        self.drain()
+        return [u for u in self.requested if not u.startswith((origin + "/", "data:"))]
+
     def open(self, url: str) -> None:
         self.driver.get(url)
         self.drain()
@@ -71,7 +77,12 @@ class Browser:
     def screenshot(self, path: Path, height: int | None = None) -> Path:
         """A PNG of the page at 1400 px wide (and its full height, up to ``height``)."""
         full = self.driver.execute_script("return document.documentElement.scrollHeight")
-        self.driver.set_window_size(1400, min(full, height or 2400))
+        target = min(full, height or 2400)
+        self.driver.set_window_size(1400, target)
+        self.wait_for(
+            lambda: self.driver.execute_script("return window.innerHeight") >= target - 200,
+            "the window resized for the screenshot",
+        )
         path.parent.mkdir(parents=True, exist_ok=True)
         self.driver.save_screenshot(str(path))
         self.driver.set_window_size(1400, 1000)

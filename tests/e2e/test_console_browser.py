@@ -144,9 +144,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 def browser(world: World) -> Iterator[Browser]:
     with chromium() as b:
         yield b
-    # Every request the browser made, over every test of the module, went to the server.
-    outside = [u for u in b.requested if not u.startswith((world.server.url + "/", "data:"))]
-    assert b.requested and not outside, outside
+        # Every request the browser made, over every test of the module, went to the server.
+        assert b.requested and not b.outside(world.server.url), b.outside(world.server.url)
 
 
 def _sign_in(browser: Browser, world: World, key: str) -> None:
