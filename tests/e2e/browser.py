@@ -76,11 +76,15 @@ class Browser:
 
     def screenshot(self, path: Path, height: int | None = None) -> Path:
         """A PNG of the page at 1400 px wide (and its full height, up to ``height``)."""
-        full = self.driver.execute_script("return document.documentElement.scrollHeight")
+        full = self.driver.execute_script(
+            "return Math.ceil(Math.max(document.body.scrollHeight,"
+            " document.body.getBoundingClientRect().bottom + window.scrollY))"
+        )
         target = min(full, height or 2400)
-        self.driver.set_window_size(1400, target)
+        frame = self.driver.execute_script("return window.outerHeight - window.innerHeight")
+        self.driver.set_window_size(1400, target + frame)
         self.wait_for(
-            lambda: self.driver.execute_script("return window.innerHeight") >= target - 200,
+            lambda: self.driver.execute_script("return window.innerHeight") >= target - 20,
             "the window resized for the screenshot",
         )
         path.parent.mkdir(parents=True, exist_ok=True)
