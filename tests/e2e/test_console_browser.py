@@ -179,6 +179,12 @@ def test_sign_in_sets_a_strict_http_only_session(browser: Browser, world: World)
     cookie = browser.driver.get_cookie("fv_session")
     assert cookie["httpOnly"] is True and cookie["sameSite"] == "Strict"
     assert "read + write" in browser.driver.find_element(By.ID, "who").text
+    # sign-out ends the session on the server too: the old cookie opens nothing any more
+    browser.driver.find_element(By.CSS_SELECTOR, "form.signout button").click()
+    browser.wait_for(lambda: browser.driver.current_url.endswith("/login"), "signed out")
+    assert browser.driver.get_cookie("fv_session") is None
+    stale = httpx.get(f"{world.server.url}/", cookies={"fv_session": cookie["value"]})
+    assert stale.status_code == 303 and stale.headers["location"] == "/login"
 
 
 def test_portfolio_charts_render_the_rest_reports_figures(browser: Browser, world: World) -> None:
