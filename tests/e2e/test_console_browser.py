@@ -174,7 +174,8 @@ def test_sign_in_sets_a_strict_http_only_session(browser: Browser, world: World)
     assert browser.driver.current_url.endswith("/login")  # no session: the sign-in page
     browser.driver.find_element(By.ID, "key").send_keys("fv_not_a_key")
     browser.driver.find_element(By.ID, "sign-in").click()
-    assert "Unknown API key" in browser.driver.find_element(By.ID, "error").text
+    error = browser.wait_for(lambda: browser.driver.find_element(By.ID, "error"), "refused")
+    assert "Unknown API key" in error.text
     _sign_in(browser, world, world.write_key)
     cookie = browser.driver.get_cookie("fv_session")
     assert cookie["httpOnly"] is True and cookie["sameSite"] == "Strict"
