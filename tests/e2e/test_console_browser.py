@@ -77,7 +77,7 @@ async def _keys(server: LiveServer) -> tuple[str, str]:
     async with server.pipeline.sessionmaker() as session, session.begin():
         keys = ApiKeyRepository(session)
         now = datetime.now(UTC)
-        return await keys.create("csm-lead", ("read", "write"), now), await keys.create(
+        return await keys.create("csm-manager", ("read", "write"), now), await keys.create(
             "viewer", ("read",), now
         )
 
@@ -403,7 +403,7 @@ def test_the_share_page_shows_the_plan_and_nothing_internal(browser: Browser, wo
         "Escalat",
         "Rita Sponsor",
         "weekly report",
-        "csm-lead",
+        "csm-manager",
         str(detail["health"]["score"]),
     ]
     internal += [e["title"] for e in detail["escalations"]]
