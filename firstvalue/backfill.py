@@ -33,7 +33,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from firstvalue.backfill_checkpoint import Checkpoint, CheckpointError, Counts, FileState
 from firstvalue.ndjson import MAX_LINE_BYTES, ExportFile, Line, fingerprint
-from services.api.app import configured_plans
 from services.ingest.consumer import (
     STORAGE_ERRORS,
     IngestOptions,
@@ -47,6 +46,7 @@ from shared.bus.bus import Bus
 from shared.bus.factory import create_bus
 from shared.config import Settings
 from shared.domain.plans import Plan
+from shared.plan_files import configured_plans
 from shared.projection.projector import project_accounts
 from shared.projection.publisher import relay_outbox
 from shared.storage.engine import create_engine, create_sessionmaker

@@ -66,11 +66,22 @@ def _settings(**overrides: Any) -> Settings:
 
 
 @app.command()
-def run(port: PortOption = None) -> None:
-    """Everything in one process: SQLite, in-memory bus, demo data, the API on 127.0.0.1."""
+def run(
+    port: PortOption = None,
+    no_demo: Annotated[
+        bool,
+        typer.Option(
+            "--no-demo",
+            help="No demo data: your own onboardings, through the HTTP ingest and the API.",
+        ),
+    ] = False,
+) -> None:
+    """Everything in one process: SQLite (or FIRSTVALUE_DATABASE_URL), in-memory bus, the API
+    and console on 127.0.0.1; demo data unless --no-demo."""
     from firstvalue import embedded
 
-    embedded.run(_durable(_settings(api_port=port)), console)
+    settings = _durable(_settings(api_port=port))
+    embedded.run(settings, console, plans=_configured_plans(settings), demo=not no_demo)
 
 
 @app.command()
@@ -89,7 +100,8 @@ def api(port: PortOption = None) -> None:
     from services.api.app import create_app
 
     settings = _durable(_settings(api_port=port))
-    uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port)
+    app = create_app(settings, plans=_configured_plans(settings))
+    uvicorn.run(app, host=settings.api_host, port=settings.api_port)
 
 
 @app.command()
@@ -176,16 +188,11 @@ def replay_command(
     """Re-derive every onboarding's state from its facts under the current plans
     (FIRSTVALUE_PLANS), then publish the transitions that causes."""
     from firstvalue import replay
-    from services.api.app import configured_plans
     from shared.bus.factory import create_bus
     from shared.projection.publisher import relay_outbox
 
     settings = _settings()
-    try:
-        plans = configured_plans(settings)
-    except PlanError as exc:
-        errors.print(f"[red]Plans refused:[/red] {exc}", highlight=False, soft_wrap=True)
-        raise typer.Exit(2) from exc
+    plans = _configured_plans(settings)
     moment = _moment(now)
 
     async def main(sessions: async_sessionmaker[AsyncSession]) -> tuple[int, int, int | None]:
@@ -245,6 +252,22 @@ def prune_command(
         f"{pruned.webhook_deliveries} settled webhook deliveries.",
         highlight=False,
     )
+
+
+def _configured_plans(settings: Settings) -> dict[str, Plan]:
+    """FIRSTVALUE_PLANS (or the packaged plans); a refused plan ends the command with its
+    one-line reason (file, line, field), never a traceback."""
+    from shared.plan_files import configured_plans
+
+    try:
+        plans = configured_plans(settings)
+    except (PlanError, OSError) as exc:
+        errors.print(f"[red]Plans refused:[/red] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from exc
+    if not plans:
+        errors.print(f"[red]Plans refused:[/red] no plans (*.yaml) in {settings.plans}")
+        raise typer.Exit(2)
+    return plans
 
 
 def _load_plans(path: Path) -> dict[str, Plan]:
@@ -353,15 +376,14 @@ def demo_data_command(
     ] = None,
 ) -> None:
     """Write a realistic synthetic history: Segment messages and manual facts, as NDJSON."""
-    from services.api.app import configured_plans
-
     settings = _settings()
+    plans = _configured_plans(settings)
     end = _moment(now)
     out.mkdir(parents=True, exist_ok=True)
     with _progress() as progress:
         task = progress.add_task("Generating accounts", total=accounts)
         history = demo_data.generate(
-            configured_plans(settings),
+            plans,
             end,
             accounts=accounts,
             seed=seed,

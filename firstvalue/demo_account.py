@@ -30,6 +30,7 @@ MANUAL_SHARE = 0.06  # milestones with a rule and `manual: true` recorded by han
 SEATS: dict[str, int] = {"smb": 10, "mid_market": 25, "enterprise": 60}
 # Sessions per active user per week: keeps ~320 accounts near 30–80k messages.
 SESSION_RATE: dict[str, float] = {"smb": 0.4, "mid_market": 0.2, "enterprise": 0.1}
+OTHER_SEATS, OTHER_SESSION_RATE = 25, 0.2  # a custom plan's accounts: mid-market-like
 NOISE_EVENTS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("Page Viewed", "path", ("/home", "/reports", "/records", "/settings", "/integrations")),
     ("Dashboard Opened", "dashboard", ("overview", "pipeline", "usage", "team")),
@@ -136,7 +137,9 @@ class AccountBuilder:
         self.account_id = f"acct_{self.index + 1:04d}_{rng.getrandbits(24):06x}"
         self.onboarding = self.onboarding_id(self.account_id, plan.key)
         self.domain = self.name.split()[0].lower() + ".example"
-        self.users = [f"{self.account_id}_u{n:02d}" for n in range(SEATS[plan.key])]
+        self.users = [
+            f"{self.account_id}_u{n:02d}" for n in range(SEATS.get(plan.key, OTHER_SEATS))
+        ]
         self.champion = self.users[0]
         self.sponsor = f"{rng.choice(_FIRST)} {rng.choice(_LAST)}"
         low = min(min_age(plan, self.scenario), self.days - 1)
@@ -444,7 +447,11 @@ class AccountBuilder:
                 )
                 if start is None:
                     continue
-                rate = SESSION_RATE[self.plan.key] * (2 if n == 1 else 1) * (0.4 if thin else 1)
+                rate = (
+                    SESSION_RATE.get(self.plan.key, OTHER_SESSION_RATE)
+                    * (2 if n == 1 else 1)
+                    * (0.4 if thin else 1)
+                )
                 days = _poisson_days(rng, start, self.cutoff, rate / 7)
             for day in days:
                 if n and self.pause and self.pause[0] <= day <= self.pause[1]:

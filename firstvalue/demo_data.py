@@ -115,21 +115,23 @@ def generate(
 ) -> DemoHistory:
     """``accounts`` onboardings signed over the ``days`` before ``now``; same inputs, same output.
 
-    ``plans`` holds one plan per segment key (smb, mid_market, enterprise).
+    One plan per segment takes part (``demo_plans``): with the packaged plans, smb,
+    mid_market and enterprise in the shares of ``SEGMENT_SHARES``; with custom plans, their
+    segments in equal shares. Raises ``ValueError`` (one line) when no plan is configured.
     """
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
-    missing = [s for s in SEGMENT_SHARES if s not in plans]
-    if missing:
-        raise ValueError(f"no plan for segment(s): {', '.join(missing)}")
+    by_segment = demo_plans(plans)
+    if not by_segment:
+        raise ValueError("no plan is configured to build the demo on")
     now = now.astimezone(UTC)
     rng = random.Random(seed)
     history = DemoHistory(now=now, messages=[], facts=[], accounts=[])
     names: set[str] = set()
-    for index, (segment, scenario) in enumerate(_assign(rng, plans, accounts, days)):
+    for index, (segment, scenario) in enumerate(_assign(rng, by_segment, accounts, days)):
         builder = AccountBuilder(
             rng=random.Random(rng.getrandbits(64)),
-            plan=plans[segment],
+            plan=by_segment[segment],
             scenario=scenario,
             index=index,
             now=now,
@@ -149,20 +151,37 @@ def generate(
     return history
 
 
+def demo_plans(plans: Mapping[str, Plan]) -> dict[str, Plan]:
+    """The plan each demo segment uses: one per segment, the first by key when several
+    plans share a segment."""
+    chosen: dict[str, Plan] = {}
+    for key in sorted(plans):
+        chosen.setdefault(plans[key].segment, plans[key])
+    return chosen
+
+
+def _shares(segments: Mapping[str, Plan]) -> dict[str, float]:
+    """The packaged segments' usual mix when those are all there, else equal shares."""
+    if set(segments) == set(SEGMENT_SHARES):
+        return dict(SEGMENT_SHARES)
+    return {segment: 1.0 for segment in sorted(segments)}
+
+
 def _assign(
     rng: random.Random, plans: Mapping[str, Plan], total: int, days: int
 ) -> list[tuple[str, str]]:
     """Exact segment shares and scenario weights; each scenario on a segment where it fits."""
-    segments = _apportion(SEGMENT_SHARES, total)
+    shares = _shares(plans)
+    segments = _apportion(shares, total)
     scenarios = _apportion({k: float(v) for k, v in SCENARIO_WEIGHTS.items()}, total)
     # The most constrained scenarios choose first, so they still find a segment that fits.
-    scenarios.sort(key=lambda s: sum(feasible(plans[g], s, days) for g in SEGMENT_SHARES))
-    left = {g: segments.count(g) for g in SEGMENT_SHARES}
+    scenarios.sort(key=lambda s: sum(feasible(plans[g], s, days) for g in shares))
+    left = {g: segments.count(g) for g in shares}
     pairs: list[tuple[str, str]] = []
     for scenario in scenarios:
-        fits = [g for g in SEGMENT_SHARES if left[g] and feasible(plans[g], scenario, days)]
+        fits = [g for g in shares if left[g] and feasible(plans[g], scenario, days)]
         if not fits:
-            fits, scenario = [g for g in SEGMENT_SHARES if left[g]], "on_track"
+            fits, scenario = [g for g in shares if left[g]], "on_track"
         segment = rng.choices(fits, weights=[left[g] for g in fits])[0]
         left[segment] -= 1
         pairs.append((segment, scenario))

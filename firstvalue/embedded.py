@@ -1,4 +1,5 @@
-"""``firstvalue run``: the whole system in one process, with demo data, serving the API.
+"""``firstvalue run``: the whole system in one process, serving the API and the console,
+with demo data (or, with ``--no-demo``, none: a small team's production on one machine).
 
 SQLite (by default) and an in-memory bus; the ingest and milestones consumers, the timer
 loop and (when ``FIRSTVALUE_WEBHOOK_URL`` is set) the webhook worker run as asyncio tasks
@@ -29,7 +30,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from firstvalue import demo_data
-from services.api.app import configured_plans, create_app
+from services.api.app import create_app
 from services.ingest.consumer import IngestOptions, run_ingest
 from services.milestones.service import run_configured
 from shared.analytics.normalize import partition_key
@@ -37,6 +38,7 @@ from shared.bus import topics
 from shared.bus.memory import MemoryBus
 from shared.config import Settings
 from shared.domain.plans import Plan
+from shared.plan_files import configured_plans
 from shared.projection.manual import record_fact
 from shared.projection.publisher import relay_outbox
 from shared.storage import migrate
@@ -47,6 +49,8 @@ from shared.storage.projections import ProjectionFilter, ProjectionRepository
 
 DEMO_KEY_FILE = Path(".firstvalue-demo-key")
 DEMO_KEY_NAME = "demo"
+ADMIN_KEY_FILE = Path(".firstvalue-key")  # --no-demo without FIRSTVALUE_API_KEYS
+ADMIN_KEY_NAME = "admin"
 PUBLISH_CHUNK = 2000
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
@@ -89,12 +93,21 @@ class _Server(uvicorn.Server):
         yield
 
 
-def run(settings: Settings, console: Console | None = None) -> None:
-    """Run until Ctrl-C (SIGINT) or SIGTERM, then shut everything down cleanly."""
-    asyncio.run(_main(settings, console or Console()))
+def run(
+    settings: Settings,
+    console: Console | None = None,
+    *,
+    plans: Mapping[str, Plan] | None = None,
+    demo: bool = True,
+) -> None:
+    """Run until Ctrl-C (SIGINT) or SIGTERM, then shut everything down cleanly. With
+    ``demo``, an empty database first gets the demo history."""
+    asyncio.run(_main(settings, console or Console(), plans, demo))
 
 
-async def _main(settings: Settings, console: Console) -> None:
+async def _main(
+    settings: Settings, console: Console, plans: Mapping[str, Plan] | None, demo: bool
+) -> None:
     started = time.perf_counter()
     # Bind first: a busy port fails in a second, not after the demo data has loaded.
     sock = _bind(settings.api_host, settings.api_port)
@@ -105,8 +118,8 @@ async def _main(settings: Settings, console: Console) -> None:
     failed: BaseException | None = None
     try:
         console.print("Migrating the database and starting the pipeline…")
-        async with start_pipeline(settings) as pipeline:
-            if not await _until(stop, _load_demo_if_empty(pipeline, console)):
+        async with start_pipeline(settings, plans) as pipeline:
+            if demo and not await _until(stop, _load_demo_if_empty(pipeline, console)):
                 console.print(
                     "[yellow]Stopped while loading the demo data: the database holds part of "
                     "it. Delete it to load the demo afresh next time.[/yellow]"
@@ -114,7 +127,7 @@ async def _main(settings: Settings, console: Console) -> None:
                 return
             watchdog = asyncio.create_task(pipeline.first_failure(), name="watchdog")
             watchdog.add_done_callback(lambda _: stop.set())
-            await _serve(settings, pipeline, sock, stop, console, started)
+            await _serve(settings, pipeline, sock, stop, console, started, demo)
             failed = watchdog.result() if watchdog.done() else None
             watchdog.cancel()
     finally:
@@ -145,9 +158,15 @@ async def _serve(
     stop: asyncio.Event,
     console: Console,
     started: float,
+    demo: bool,
 ) -> None:
-    key = await _demo_key(pipeline.sessionmaker)
-    example = await _example_account(pipeline.sessionmaker)
+    if demo:
+        key: str | None = await _stored_key(pipeline.sessionmaker, DEMO_KEY_FILE, DEMO_KEY_NAME)
+    elif settings.api_keys:
+        key = None  # the team's own keys (FIRSTVALUE_API_KEYS)
+    else:
+        key = await _stored_key(pipeline.sessionmaker, ADMIN_KEY_FILE, ADMIN_KEY_NAME)
+    example = await _example_account(pipeline.sessionmaker) if demo else None
     app = create_app(
         settings, plans=pipeline.plans, sessionmaker=pipeline.sessionmaker, bus=pipeline.bus
     )
@@ -156,7 +175,12 @@ async def _serve(
     while not server.started and not serving.done() and not stop.is_set():
         await asyncio.wait({serving}, timeout=0.05)
     if server.started:
-        _banner(console, settings, key, example, time.perf_counter() - started)
+        elapsed = time.perf_counter() - started
+        if demo:
+            assert key is not None
+            _banner(console, settings, key, example, elapsed)
+        else:
+            _production_banner(console, settings, key, elapsed)
         await _until(stop, asyncio.shield(serving))
     server.should_exit = True
     await serving
@@ -214,12 +238,22 @@ async def _load_demo_if_empty(pipeline: Pipeline, console: Console) -> None:
             return
     with _progress(console) as progress:
         task = progress.add_task("Generating demo history", total=demo_data.DEFAULT_ACCOUNTS)
-        history = await asyncio.to_thread(
-            demo_data.generate,
-            pipeline.plans,
-            datetime.now(UTC),
-            on_account=lambda: progress.advance(task),
-        )
+        try:
+            history = await asyncio.to_thread(
+                demo_data.generate,
+                pipeline.plans,
+                datetime.now(UTC),
+                on_account=lambda: progress.advance(task),
+            )
+        except (ValueError, KeyError, LookupError) as exc:  # a plan the generator cannot drive
+            progress.stop()
+            console.print(
+                f"[yellow]No demo data: it cannot be built on the configured plans ({exc}); "
+                "serving without it.[/yellow]",
+                soft_wrap=True,
+                highlight=False,
+            )
+            return
         await load_history(pipeline, history, progress)
 
 
@@ -275,17 +309,16 @@ async def _wait_drained(
         await asyncio.sleep(0.1)
 
 
-async def _demo_key(sessionmaker: async_sessionmaker[AsyncSession]) -> str:
-    """A read+write demo key, kept in ``.firstvalue-demo-key`` (the table holds only its hash)."""
-    key = DEMO_KEY_FILE.read_text().strip() if DEMO_KEY_FILE.exists() else ""
+async def _stored_key(sessionmaker: async_sessionmaker[AsyncSession], file: Path, name: str) -> str:
+    """A read+write key kept in ``file`` (mode 600; the table holds only its hash): the demo
+    key, or with ``--no-demo`` the first key of a team that configured none."""
+    key = file.read_text().strip() if file.exists() else ""
     if not key:
-        key = "fv_demo_" + secrets.token_urlsafe(24)
-        DEMO_KEY_FILE.write_text(key + "\n")
-        os.chmod(DEMO_KEY_FILE, 0o600)
+        key = f"fv_{name}_" + secrets.token_urlsafe(24)
+        file.write_text(key + "\n")
+        os.chmod(file, 0o600)
     async with sessionmaker() as session, session.begin():
-        await ApiKeyRepository(session).ensure(
-            DEMO_KEY_NAME, ("read", "write"), key, datetime.now(UTC)
-        )
+        await ApiKeyRepository(session).ensure(name, ("read", "write"), key, datetime.now(UTC))
     return key
 
 
@@ -324,4 +357,29 @@ def _banner(
     if example:
         say("One that looks done but isn't: every task complete, no first value yet:")
         say(f"  curl {auth} '{url}/v1/onboardings/{example}'")
-    say(f"\nOpenAPI: {url}/docs · metrics: {url}/metrics · Ctrl-C stops.")
+    say(f"\nConsole: {url}/ (sign in with the key above)")
+    say(f"OpenAPI: {url}/docs · metrics: {url}/metrics · Ctrl-C stops.")
+
+
+def _production_banner(
+    console: Console, settings: Settings, key: str | None, elapsed: float
+) -> None:
+    """How a team starts on its own data: the key, where events go, what to configure."""
+    url = f"http://{settings.api_host}:{settings.api_port}"
+    say = functools.partial(console.print, soft_wrap=True, highlight=False)
+    say(f"\n[bold green]firstvalue is serving on {url}[/] (ready in {elapsed:.1f} s, no demo)")
+    if key is None:
+        say("API keys: those in FIRSTVALUE_API_KEYS.")
+    else:
+        say(f"API key (read+write, kept in {ADMIN_KEY_FILE}): [bold]{key}[/]")
+        say("  (set FIRSTVALUE_API_KEYS=name:write:key,... to use your own keys instead)")
+    say(f"Console: {url}/ · OpenAPI: {url}/docs · metrics: {url}/metrics")
+    say(f"Register onboardings: POST {url}/v1/onboardings, or a 'Contract Signed' event.")
+    say(f"Events: Segment's HTTP API at {url}/v1/batch, Mixpanel's at {url}/track and /import.")
+    if not settings.segment_write_keys and not settings.mixpanel_tokens:
+        say(
+            "[yellow]Ingest accepts any Segment write key and Mixpanel token: set "
+            "FIRSTVALUE_SEGMENT_WRITE_KEYS and FIRSTVALUE_MIXPANEL_TOKENS (comma-separated) "
+            "to accept only yours.[/yellow]"
+        )
+    say("Ctrl-C stops.")

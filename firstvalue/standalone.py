@@ -19,7 +19,6 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.api.app import configured_plans
 from services.ingest.consumer import IngestOptions, run_ingest
 from services.milestones.service import run_configured
 from shared.bus import topics
@@ -30,6 +29,7 @@ from shared.config import Settings
 from shared.observability.bus import BusMetrics
 from shared.observability.readiness import Readiness
 from shared.observability.server import metrics_server
+from shared.plan_files import configured_plans
 from shared.storage.engine import create_engine, create_sessionmaker
 
 log = logging.getLogger(__name__)

@@ -10,6 +10,7 @@ from importlib import resources
 from os import PathLike
 from pathlib import Path
 
+from shared.config import Settings
 from shared.domain.plan_loader import PlanError, load_plan_text
 from shared.domain.plans import Plan
 
@@ -60,3 +61,8 @@ def _packaged() -> tuple[Plan, ...]:
 def default_plans() -> dict[str, Plan]:
     """The packaged ``smb``, ``mid_market`` and ``enterprise`` plans, by key."""
     return {plan.key: plan for plan in _packaged()}
+
+
+def configured_plans(settings: Settings) -> dict[str, Plan]:
+    """The plans in ``settings.plans`` (a file or folder), else the packaged defaults."""
+    return load_plans([settings.plans]) if settings.plans else default_plans()

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.api import errors, metrics
+from services.api import console, errors, metrics
 from services.api.dependencies import Runtime
 from services.api.routes import (
     escalations,
@@ -28,14 +28,9 @@ from shared.bus.bus import Bus
 from shared.bus.factory import create_bus
 from shared.config import Settings
 from shared.domain.plans import Plan
-from shared.plan_files import default_plans, load_plans
+from shared.plan_files import configured_plans
 from shared.storage.api_keys import ApiKeyRepository
 from shared.storage.engine import create_engine, create_sessionmaker
-
-
-def configured_plans(settings: Settings) -> dict[str, Plan]:
-    """The plans in ``settings.plans`` (a file or folder), else the packaged defaults."""
-    return load_plans([settings.plans]) if settings.plans else default_plans()
 
 
 def create_app(
@@ -70,6 +65,8 @@ def create_app(
         summary="Onboarding is done when the customer has a result, not when your checklist is.",
         version="0.1.0",
         lifespan=lifespan,
+        docs_url=None,  # /docs and /redoc: the console serves them with local assets
+        redoc_url=None,
     )
     errors.install(app)
     app.middleware("http")(metrics.record)
@@ -81,6 +78,7 @@ def create_app(
     app.include_router(mixpanel.router)
     app.include_router(health.router)
     app.include_router(metrics.router)
+    console.install(app)
     return app
 
 

@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 from services.api.schemas import OnboardingDetail
 from shared.domain.plans import Plan
+from shared.reports import decomposition as decompositions
 from shared.reports import ttfv as reports
 from shared.storage.projections import EscalationRow, OnboardingSummary
 from shared.storage.reports import GroupBy
@@ -55,6 +56,44 @@ class TTFVReport(BaseModel):
     percentile_method: Literal["nearest-rank"]
     total: TTFVGroupOut
     groups: list[TTFVGroupOut]
+
+
+class SpanOut(BaseModel):
+    """Nearest-rank percentiles (days) of one part of TTV, over the onboardings it is known for."""
+
+    count: int = Field(description="onboardings whose span is known (both ends reached)")
+    p50: float | None
+    p75: float | None
+    p90: float | None
+
+
+class RateOut(BaseModel):
+    rate: float | None = Field(description="numerator / denominator; None when nothing counts")
+    numerator: int
+    denominator: int
+
+
+class DecompositionGroupOut(BaseModel):
+    group: str
+    onboardings: int
+    handoff_days: SpanOut = Field(description="signature → first CS engagement")
+    setup_days: SpanOut = Field(description="first CS engagement → go-live")
+    activation_days: SpanOut = Field(description="go-live → first value")
+    onboarding_completion: RateOut = Field(
+        description="first value reached within the plan's band / onboardings settled "
+        "(first value reached, or the band's upper bound passed without it)"
+    )
+    milestone_completion: RateOut = Field(
+        description="milestones completed within their SLA / all milestones of the group"
+    )
+
+
+class DecompositionReport(BaseModel):
+    group_by: GroupBy
+    as_of: datetime
+    percentile_method: Literal["nearest-rank"]
+    total: DecompositionGroupOut
+    groups: list[DecompositionGroupOut]
 
 
 class MissingOutcome(BaseModel):
@@ -139,6 +178,31 @@ def ttfv_group(group: reports.GroupDistribution) -> TTFVGroupOut:
         breaches=BreachesOut(**group.breaches),
         open_by_age=[_bucket(b) for b in group.open_by_age],
         histogram=[_bucket(b) for b in group.histogram],
+    )
+
+
+def decomposition_group(group: decompositions.GroupDecomposition) -> DecompositionGroupOut:
+    def span(part: str) -> SpanOut:
+        figures = group.spans[part]
+        p = figures.percentiles
+        return SpanOut(count=figures.count, p50=_days(p[50]), p75=_days(p[75]), p90=_days(p[90]))
+
+    def rate(r: decompositions.Rate) -> RateOut:
+        value = r.value
+        return RateOut(
+            rate=None if value is None else round(value, 4),
+            numerator=r.numerator,
+            denominator=r.denominator,
+        )
+
+    return DecompositionGroupOut(
+        group=group.group,
+        onboardings=group.onboardings,
+        handoff_days=span("handoff"),
+        setup_days=span("setup"),
+        activation_days=span("activation"),
+        onboarding_completion=rate(group.onboarding_completion),
+        milestone_completion=rate(group.milestone_completion),
     )
 
 

@@ -29,7 +29,7 @@ def hash_key(plaintext: str) -> str:
     return hashlib.sha256(plaintext.encode()).hexdigest()
 
 
-def _api_key(record: ApiKeyRecord) -> ApiKey:
+def api_key_of(record: ApiKeyRecord) -> ApiKey:
     return ApiKey(
         name=record.name,
         scopes=tuple(s for s in record.scopes.split(",") if s),
@@ -68,11 +68,11 @@ class ApiKeyRepository:
     async def lookup(self, plaintext: str) -> ApiKey | None:
         stmt = select(ApiKeyRecord).where(ApiKeyRecord.key_hash == hash_key(plaintext))
         record = await self._session.scalar(stmt)
-        return _api_key(record) if record else None
+        return api_key_of(record) if record else None
 
     async def all(self) -> list[ApiKey]:
         records = (await self._session.scalars(select(ApiKeyRecord).order_by("name"))).all()
-        return [_api_key(r) for r in records]
+        return [api_key_of(r) for r in records]
 
     async def delete(self, name: str) -> bool:
         stmt = (

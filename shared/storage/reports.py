@@ -1,10 +1,15 @@
-"""Report queries: the TTFV distribution per group, computed where it is cheapest.
+"""Report queries: the TTFV distribution per group, computed where it is cheapest; the TTV
+decomposition and completion rates per group.
 
 PostgreSQL aggregates in one query (``GROUPING SETS`` for the groups and the total,
 ``percentile_disc`` — nearest-rank, as ``shared.reports.ttfv`` defines it — and ``FILTER``
 counts for breaches, histogram and open-age buckets), so 100,000 onboardings never leave
 the server. SQLite, the single-user embedded store, reads the few columns needed and
 computes the same figures with ``shared.reports.ttfv``.
+
+The decomposition report reads, on both backends, the few stored figures it needs per
+onboarding (the decomposition and each milestone's ``on_time``, not the whole state) and
+computes with ``shared.reports.decomposition``.
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ from typing import Any, Literal
 from sqlalchemy import ColumnElement, and_, func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.reports import decomposition as decomposition_report
+from shared.reports.decomposition import DecompositionSample, GroupDecomposition
 from shared.reports.ttfv import (
     AGE_EDGES,
     BREACH_LEVELS,
@@ -49,6 +56,24 @@ class ReportRepository:
         if dialect.is_postgresql(self._session):
             return await self._ttfv_in_sql(filters, group_by, now)
         return await self._ttfv_in_python(filters, group_by, now)
+
+    async def decomposition(
+        self, filters: ProjectionFilter, group_by: GroupBy
+    ) -> tuple[GroupDecomposition, list[GroupDecomposition]]:
+        """Decomposition percentiles and completion rates: overall and per group."""
+        p = ProjectionRecord
+        stmt = select(
+            p.segment,
+            p.plan_key,
+            p.csm,
+            p.signed_at,
+            p.ttfv_days,
+            p.breach,
+            p.state["decomposition"],
+            p.state["milestones"],
+        ).where(*filter_conditions(filters))
+        rows = await self._session.execute(stmt)
+        return decomposition_report.report(_decomposition_sample(group_by, *row) for row in rows)
 
     async def _ttfv_in_python(
         self, filters: ProjectionFilter, group_by: GroupBy, now: datetime
@@ -113,6 +138,28 @@ class ReportRepository:
         named = [(_group_name(group_by, r["grp"]), r) for r in rows if not r["is_total"]]
         overall = _distribution(TOTAL, total) if total is not None else _empty()
         return overall, [_distribution(name, r) for name, r in sorted(named, key=_first)]
+
+
+def _decomposition_sample(
+    group_by: GroupBy,
+    segment: str,
+    plan_key: str,
+    csm: str | None,
+    signed_at: datetime,
+    ttfv_days: float | None,
+    breach: str,
+    spans: dict[str, Any],
+    milestones: list[dict[str, Any]],
+) -> DecompositionSample:
+    reached = ttfv_days is not None
+    settled = reached or breach != "none"  # reached, or the band passed without first value
+    return DecompositionSample(
+        group=_python_group(group_by, segment, plan_key, csm, signed_at),
+        spans={part: spans[f"{part}_days"] for part in decomposition_report.PARTS},
+        within_band=(reached and breach == "none") if settled else None,
+        milestones_on_time=sum(1 for m in milestones if m["on_time"]),
+        milestones=len(milestones),
+    )
 
 
 def _python_group(

@@ -286,6 +286,34 @@ class WebhookDeliveryRecord(Base):
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
+class ConsoleSessionRecord(Base):
+    """A signed-in console session: the cookie holds a random token, this row its sha256.
+
+    Tied to the API key's hash, so a deleted or rotated key ends its sessions."""
+
+    __tablename__ = "console_sessions"
+    __table_args__ = (Index("ix_console_sessions_expires_at", "expires_at"),)
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    api_key_hash: Mapped[str] = mapped_column(String(64))
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ShareLinkRecord(Base):
+    """A customer's read-only link to their onboarding plan; revoked, never deleted."""
+
+    __tablename__ = "share_links"
+    __table_args__ = (Index("ix_share_links_onboarding_id", "onboarding_id"),)
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    onboarding_id: Mapped[str] = mapped_column(ForeignKey("onboardings.onboarding_id"))
+    created_by: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
 # The list's order (signature newest first, then id) as an index of its own, so a page is
 # an index range scan at any size instead of a sort of every matching onboarding.
 Index(

@@ -251,3 +251,71 @@ async def test_detail_explains_escalations_and_the_ladder(world: World) -> None:
     assert ladder["rule_key"] in {e["rule_key"] for e in open_sla}
     assert body["ttfv"]["breach"] == "severe" and body["ttfv"]["days"] is None
     assert body["ttfv"]["elapsed_days"] == pytest.approx(100, abs=0.1)
+
+
+# The decomposition and completion rates, by hand (see api_seed.history):
+#   handoff (→ kickoff call): gamma 4, kestrel 1, lumen 1 → [1, 1, 4]: p50 1, p75/p90 4
+#   setup (kickoff → go-live, the setup stage's exit at the last setup task):
+#     gamma Jan 5 → Jan 19 = 14; kestrel, lumen day 1 → day 6 = 5 → [5, 5, 14]
+#   activation (go-live → first value): gamma Jan 19 → Feb 2 = 14 (the others have none)
+#   onboarding completion (in band / settled): smb 3 5 10 12 in band; 20 30 32 late;
+#     kestrel (25 days) and lumen (16) past 14 without value; juniper (5) still inside → 4/9;
+#     mid-market 40 in band, 50 late, mosaic (100 days) past 45 → 1/3
+#   milestone completion (on time / all; 12 milestones per plan):
+#     smb: the first report by day 14 for 3 5 10 12 (4); gamma: success criteria and
+#     sponsor by day 5, training by day 10 (3); kestrel and lumen every task by day 7 (7 + 7)
+#     → 21/120; mid-market: heron's report by day 45 → 1/36
+async def test_decomposition_by_segment_matches_the_hand_computed_figures(world: World) -> None:
+    report = await _get(world, "/v1/reports/decomposition", group_by="segment")
+    assert report["percentile_method"] == "nearest-rank"
+    smb, mid = _groups(report)["smb"], _groups(report)["mid_market"]
+    assert smb["onboardings"] == 10
+    assert smb["handoff_days"] == {"count": 3, "p50": 1.0, "p75": 4.0, "p90": 4.0}
+    assert smb["setup_days"] == {"count": 3, "p50": 5.0, "p75": 14.0, "p90": 14.0}
+    assert smb["activation_days"] == {"count": 1, "p50": 14.0, "p75": 14.0, "p90": 14.0}
+    assert smb["onboarding_completion"] == {"rate": 0.4444, "numerator": 4, "denominator": 9}
+    assert smb["milestone_completion"] == {"rate": 0.175, "numerator": 21, "denominator": 120}
+    nothing = {"count": 0, "p50": None, "p75": None, "p90": None}
+    assert mid["handoff_days"] == mid["setup_days"] == mid["activation_days"] == nothing
+    assert mid["onboarding_completion"] == {"rate": 0.3333, "numerator": 1, "denominator": 3}
+    assert mid["milestone_completion"] == {"rate": 0.0278, "numerator": 1, "denominator": 36}
+    total = report["total"]
+    assert total["group"] == "all" and total["onboardings"] == 13
+    assert total["onboarding_completion"] == {"rate": 0.4167, "numerator": 5, "denominator": 12}
+    assert total["milestone_completion"]["numerator"] == 22
+    assert total["milestone_completion"]["denominator"] == 156
+
+
+async def test_decomposition_by_csm_and_cohort(world: World) -> None:
+    by_csm = _groups(await _get(world, "/v1/reports/decomposition", group_by="csm"))
+    assert set(by_csm) == {"Ana", "Ben", "Cleo"}
+    # Ana: acme-gamma and juniper: 7 on time of 96; in band 4 of 7 settled (juniper is open)
+    assert by_csm["Ana"]["milestone_completion"]["numerator"] == 7
+    assert by_csm["Ana"]["milestone_completion"]["denominator"] == 96
+    ana_done = by_csm["Ana"]["onboarding_completion"]
+    assert (ana_done["numerator"], ana_done["denominator"]) == (4, 7)
+    # Cleo: kestrel and lumen, every task on time, no first value, both past the band
+    cleo = by_csm["Cleo"]
+    assert cleo["handoff_days"] == {"count": 2, "p50": 1.0, "p75": 1.0, "p90": 1.0}
+    assert cleo["setup_days"] == {"count": 2, "p50": 5.0, "p75": 5.0, "p90": 5.0}
+    assert cleo["milestone_completion"] == {"rate": 0.5833, "numerator": 14, "denominator": 24}
+    assert cleo["onboarding_completion"] == {"rate": 0.0, "numerator": 0, "denominator": 2}
+    january = await _get(world, "/v1/reports/decomposition", group_by="plan", cohort="2026-01")
+    (gamma,) = january["groups"]
+    assert gamma["group"] == "smb" and gamma["onboardings"] == 1
+    assert gamma["handoff_days"]["p50"] == 4.0 and gamma["setup_days"]["p50"] == 14.0
+    assert gamma["activation_days"]["p50"] == 14.0
+    assert gamma["milestone_completion"] == {"rate": 0.25, "numerator": 3, "denominator": 12}
+
+
+async def test_decomposition_refuses_unknown_filters(world: World) -> None:
+    response = await world.stack.client.get(
+        "/v1/reports/decomposition",
+        params={"group_by": "region"},
+        headers=world.stack.auth(),
+    )
+    assert response.status_code == 422
+    response = await world.stack.client.get(
+        "/v1/reports/decomposition", params={"segment": "nope"}, headers=world.stack.auth()
+    )
+    assert response.status_code == 422 and "unknown segment" in response.text

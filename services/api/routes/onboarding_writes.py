@@ -38,6 +38,7 @@ from shared.projection.manual import (
     ConflictingRegistration,
     FactRejected,
     InvalidPauseState,
+    RecordedFact,
     UnknownMilestone,
     UnknownOnboarding,
     UnknownPlan,
@@ -120,13 +121,7 @@ async def _write(
 
     async def run() -> tuple[int, BaseModel]:
         now = datetime.now(UTC)
-        fact = build(now)
-        if not isinstance(fact, OnboardingRegistered):
-            await _check_after_signature(session, fact.onboarding_id, fact.at)
-        try:
-            recorded = await record_fact(session, runtime.plans, fact, now)
-        except FactRejected as exc:
-            raise _refusal(exc) from exc
+        recorded = await record_command(session, runtime, build(now), now)
         state = recorded.state
         result = WriteResult(
             fact_id=recorded.fact_id,
@@ -138,8 +133,21 @@ async def _write(
     request_hash = fingerprint(shell.request.method, shell.request.url.path, body)
     response = await respond_once(session, shell.key_name, shell.idempotency_key, request_hash, run)
     await session.commit()  # the request owns the transaction; the relay reads committed rows
-    await _relay(runtime)
+    await relay(runtime)
     return response
+
+
+async def record_command(
+    session: AsyncSession, runtime: Runtime, fact: CommandFact, now: datetime
+) -> RecordedFact:
+    """Check and record one command's fact: the one path of the REST writes and the console
+    forms. A refusal is the ``ApiError`` the REST route answers with."""
+    if not isinstance(fact, OnboardingRegistered):
+        await _check_after_signature(session, fact.onboarding_id, fact.at)
+    try:
+        return await record_fact(session, runtime.plans, fact, now)
+    except FactRejected as exc:
+        raise _refusal(exc) from exc
 
 
 async def _check_after_signature(session: AsyncSession, onboarding_id: str, at: datetime) -> None:
@@ -155,7 +163,7 @@ async def _check_after_signature(session: AsyncSession, onboarding_id: str, at: 
         )
 
 
-async def _relay(runtime: Runtime) -> None:
+async def relay(runtime: Runtime) -> None:
     """Publish the transitions the write caused. If the bus fails, the rows stay in the
     outbox (committed) and the milestones service's next relay sends them."""
     if runtime.bus is None:

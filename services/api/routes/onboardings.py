@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.api.auth import ReadKey
 from services.api.commands import Moment
@@ -72,11 +74,22 @@ async def get_onboarding(
         Query(description="ISO-8601 moment (UTC if no offset): evaluate the facts up to then"),
     ] = None,
 ) -> Response:
+    return _json(await load_detail(session, runtime.plans, onboarding_id, as_of))
+
+
+async def load_detail(
+    session: AsyncSession,
+    plans: Mapping[str, Plan],
+    onboarding_id: str,
+    as_of: datetime | None = None,
+) -> OnboardingDetail:
+    """One onboarding's detail: the stored projection, or its facts evaluated at ``as_of``
+    (the REST route and the console read it here); 404 when there is no such onboarding."""
     if as_of is None:
         stored = await ProjectionRepository(session).state_dict(onboarding_id)
         if stored is None:
             raise _not_found(onboarding_id)
-        return _json(detail(stored, runtime.plans.get(stored["plan_key"])))
+        return detail(stored, plans.get(stored["plan_key"]))
     loaded = await OnboardingRepository(session).facts_for(onboarding_id, as_of=as_of)
     if loaded is None:
         raise _not_found(onboarding_id)
@@ -88,8 +101,8 @@ async def get_onboarding(
             f"onboarding '{onboarding_id}' did not exist yet at {as_of.isoformat()} "
             f"(contract signed {registration.at.isoformat()})",
         )
-    plan = _plan(runtime.plans, registration.plan_key)
-    return _json(detail(evaluate(plan, registration, facts, as_of), plan))
+    plan = _plan(plans, registration.plan_key)
+    return detail(evaluate(plan, registration, facts, as_of), plan)
 
 
 def _json(model: BaseModel) -> Response:

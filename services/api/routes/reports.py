@@ -1,4 +1,5 @@
-"""Reports: the TTFV distribution by group, and the "tasks done, no first value" list."""
+"""Reports: the TTFV distribution by group, its decomposition and the completion rates, and
+the "tasks done, no first value" list."""
 
 from __future__ import annotations
 
@@ -12,9 +13,11 @@ from services.api.errors import READ_ERRORS
 from services.api.filters import Cohort, Cursor, Limit, cohort_bounds, known
 from services.api.report_schemas import (
     AtRiskPage,
+    DecompositionReport,
     GroupBy,
     TTFVReport,
     at_risk_item,
+    decomposition_group,
     ttfv_group,
 )
 from shared.storage.projections import ProjectionFilter, ProjectionRepository
@@ -45,6 +48,32 @@ async def ttfv_report(
         percentile_method="nearest-rank",
         total=ttfv_group(total),
         groups=[ttfv_group(g) for g in groups],
+    )
+
+
+@router.get("/decomposition", response_model=DecompositionReport)
+async def decomposition_report(
+    runtime: RuntimeDep,
+    session: SessionDep,
+    _key: ReadKey,
+    group_by: GroupBy = "segment",
+    segment: str | None = None,
+    plan: str | None = None,
+    csm: str | None = None,
+    cohort: Cohort = None,
+) -> DecompositionReport:
+    """Where the time goes: p50/p75/p90 of handoff, setup and activation per group, with the
+    onboarding completion rate (first value within the band) and the milestone completion
+    rate (completed within SLA / all)."""
+    known(runtime.plans, segment=segment, plan=plan)
+    filters = ProjectionFilter(segment=segment, plan_key=plan, csm=csm, **cohort_bounds(cohort))
+    total, groups = await ReportRepository(session).decomposition(filters, group_by)
+    return DecompositionReport(
+        group_by=group_by,
+        as_of=datetime.now(UTC),
+        percentile_method="nearest-rank",
+        total=decomposition_group(total),
+        groups=[decomposition_group(g) for g in groups],
     )
 
 
