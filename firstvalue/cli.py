@@ -404,7 +404,8 @@ def backfill_command(
 
     Rejected lines go to FILE.rejected.ndjson (line, reason, original); exit code 1 if any.
     """
-    from firstvalue import backfill, backfill_view
+    from firstvalue import backfill_view
+    from services.ingest import backfill
 
     settings = _settings()
     where = backfill.checkpoint_path(files, checkpoint)

@@ -11,12 +11,12 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.ingest.identity import account_named_by, link_of
+from services.ingest.outcome import IngestResult
 from shared.analytics.normalize import USAGE_TYPES, InvalidMessage, NormalizedEvent
 from shared.analytics.registration import CONTRACT_SIGNED, contract_terms, registration
 from shared.storage.events import EventRepository, EventRow
@@ -24,18 +24,6 @@ from shared.storage.identities import IdentityRepository, UnattributedEvent
 from shared.storage.onboardings import OnboardingRepository
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Stored:
-    """What a batch changed. ``facts`` holds, per account, the fact ids the batch carried
-    (new or repeated): a redelivered batch re-announces them, so no notice is ever lost."""
-
-    accepted: int = 0
-    duplicates: int = 0
-    pending: int = 0
-    registered: int = 0
-    facts: dict[str, list[str]] = field(default_factory=dict)
 
 
 _IDENTITY_TYPES = frozenset({"group", "identify", "alias"})
@@ -81,14 +69,14 @@ async def store_events(
     plan_keys: Collection[str],
     account_property: str,
     recorded_at: datetime,
-) -> Stored:
+) -> IngestResult:
     """Apply a batch of normalised events; only flushes (the caller commits).
 
     A fixed number of statements per batch, whatever its size: identities (one read, one
     sorted link-and-lock), parked events taken and added, events inserted per source.
     """
     identities = IdentityRepository(session)
-    stored = Stored()
+    stored = IngestResult()
     links = await _links(identities, events, account_property)
 
     usage = [e for e in events if e.type in USAGE_TYPES]
@@ -146,7 +134,7 @@ async def _register(
     attributed: Iterable[EventRow],
     plan_keys: Collection[str],
     recorded_at: datetime,
-    stored: Stored,
+    stored: IngestResult,
 ) -> None:
     """One statement for every Contract Signed of the batch (first registration wins)."""
     registrations = []

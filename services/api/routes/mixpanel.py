@@ -316,6 +316,8 @@ def _check(
             accepted.append(record)
         except InvalidMessage as error:
             failures.append(Failure(index, _insert_id(event), error.field or "", str(error)))
+        except Exception as error:  # anything else a hostile event trips is its failure too
+            failures.append(Failure(index, _insert_id(event), "", f"unreadable event: {error}"))
     return accepted, failures
 
 
