@@ -87,9 +87,12 @@ def migrate() -> None:
 def api(port: PortOption = None) -> None:
     """Serve the REST API and the HTTP ingest (needs Kafka for ingest)."""
     from services.api.app import create_app
+    from services.api.http_server import uvicorn_options
 
     settings = _settings(api_port=port)
-    uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port)
+    uvicorn.run(
+        create_app(settings), host=settings.api_host, port=settings.api_port, **uvicorn_options()
+    )
 
 
 @app.command()

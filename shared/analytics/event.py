@@ -18,6 +18,7 @@ USAGE_TYPES = frozenset({"track", "page", "screen"})  # stored as usage events
 MAX_ID_LENGTH = 255  # the storage id columns
 SOURCE_MARKER = "_source"  # stamped by HTTP ingest: which vendor's shape a record has
 RECEIVED_AT = "receivedAt"  # stamped by HTTP ingest (and present in Segment exports)
+DELIVERY = "_delivery"  # stamped by HTTP ingest on a message with neither client id nor time
 _VOLATILE = ("sentAt", RECEIVED_AT, "writeKey", SOURCE_MARKER)  # differ between retries
 # Event times outside this window are refused (``out_of_range``): earlier than any product
 # analytics, or so far out that date arithmetic (skew correction, windows) would overflow.
@@ -251,9 +252,13 @@ def received_time(message: Mapping[str, Any], default: datetime) -> datetime:
     return parse_time(message[RECEIVED_AT], RECEIVED_AT)
 
 
-def content_id(message: Mapping[str, Any]) -> str:
+def content_id(message: Mapping[str, Any], received_at: datetime | None = None) -> str:
     """A dedupe key for a message without its own id: the hash of what the client sent
-    (fields that differ between retries of one message left out)."""
+    (fields that differ between retries of one message left out). A message without a
+    client time gives its ``received_at`` too: only content and client time together
+    identify an event, so without a time each delivery is an event of its own."""
     stable = {k: v for k, v in message.items() if k not in _VOLATILE}
+    if received_at is not None:
+        stable[RECEIVED_AT] = received_at.isoformat()
     digest = hashlib.sha256(orjson.dumps(stable, option=orjson.OPT_SORT_KEYS)).hexdigest()
     return f"sha256:{digest}"

@@ -79,7 +79,7 @@ def normalize_segment(
     name = _name(kind, message, properties)
     received_at = received_time(message, received_at)
     return NormalizedEvent(
-        id=message_id or content_id(message),
+        id=message_id or content_id(message, _unless_timed(message, received_at)),
         source=SEGMENT,
         type=kind,
         user_id=user_id,
@@ -92,6 +92,12 @@ def normalize_segment(
         context_group_id=identifier(context, "groupId", "invalid_group_id", path="context.groupId"),
         previous_id=previous_id,
     )
+
+
+def _unless_timed(message: Mapping[str, Any], received_at: datetime) -> datetime | None:
+    """``received_at`` for a message that carries no client time (see ``content_id``)."""
+    timed = message.get("originalTimestamp") is not None or message.get("timestamp") is not None
+    return None if timed else received_at
 
 
 def _id_or_none(value: Any, max_length: int = MAX_ID_LENGTH) -> bool:
