@@ -11,6 +11,7 @@ Segment's ``code``/``message`` and Mixpanel's ``status``/``error``.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import h11
@@ -18,11 +19,20 @@ import orjson
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 MAX_REQUEST_HEAD_BYTES = 1024 * 1024  # request line + headers (Mixpanel's event limit)
+LINGER_SECONDS = 2.0  # after a refusal, what the client still sends is read and dropped
 
 
 class VendorErrorH11Protocol(H11Protocol):
     """uvicorn's h11 protocol, with its refusals of malformed or oversize requests in the
-    vendors' error shape."""
+    vendors' error shape. The refusal is followed by a lingering close (as web servers do):
+    closing at once with the rest of the client's request unread would reset the
+    connection, and the client would lose the reply."""
+
+    refused = False
+
+    def data_received(self, data: bytes) -> None:
+        if not self.refused:
+            super().data_received(data)
 
     def send_400_response(self, msg: str) -> None:
         message = f"{msg} (request line and headers are limited to {MAX_REQUEST_HEAD_BYTES} bytes)"
@@ -40,7 +50,10 @@ class VendorErrorH11Protocol(H11Protocol):
             h11.EndOfMessage(),
         ):
             self.transport.write(self.conn.send(event) or b"")
-        self.transport.close()
+        self.refused = True
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        asyncio.get_running_loop().call_later(LINGER_SECONDS, self.transport.close)
 
 
 def uvicorn_options() -> dict[str, Any]:
