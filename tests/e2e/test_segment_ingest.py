@@ -20,12 +20,14 @@ import pytest_asyncio
 from shared.analytics.registration import onboarding_id_for
 from shared.bus import topics
 from shared.plan_files import default_plans
+from shared.storage.events import EventRepository
 
 from .stack import BACKENDS, Stack, api_stack, fresh_database
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
 
 WRITE_KEY = "wk_e2e_test"
+RUDDER_KEY = "wk_e2e_rudder"  # declared a RudderStack source: RudderStack's limits
 PLAN = default_plans()["smb"]
 
 
@@ -36,7 +38,12 @@ async def stack(
     directory: Path = tmp_path_factory.mktemp("segment")
     async with (
         fresh_database(request.param, directory) as url,
-        api_stack(url, segment_write_keys=WRITE_KEY, timer_interval_seconds=3600) as running,
+        api_stack(
+            url,
+            segment_write_keys=WRITE_KEY,
+            rudderstack_write_keys=RUDDER_KEY,
+            timer_interval_seconds=3600,
+        ) as running,
     ):
         yield running
 
@@ -158,6 +165,35 @@ async def test_batch_over_500_kb_is_400(stack: Stack) -> None:
     )
     assert response.status_code == 400
     assert "500 KB" in response.json()["message"]
+
+
+async def test_a_rudderstack_key_takes_batches_up_to_4_mb_and_a_segment_key_does_not(
+    stack: Stack,
+) -> None:
+    """rudder-sdk-python batches up to 4 MB: twenty 30 KB events in one request."""
+    account = f"acct_{uuid.uuid4().hex[:8]}"
+    items = [
+        _message("track", f"u{n}", event="Logged In", context={"groupId": account},
+                 properties={"blob": "x" * 30_000})
+        for n in range(20)
+    ]  # fmt: skip
+    body = orjson.dumps({"batch": items})
+    assert 500 * 1024 < len(body) < 4 * 1024 * 1024
+    segment = await stack.client.post("/v1/batch", content=body, headers=_basic(WRITE_KEY))
+    assert segment.status_code == 400 and "500 KB" in segment.json()["message"]
+    rudder = await stack.client.post("/v1/batch", content=body, headers=_basic(RUDDER_KEY))
+    assert (rudder.status_code, rudder.json()) == (200, {"success": True})
+    over = orjson.dumps({"batch": items * 7})  # past 4 MB
+    refused = await stack.client.post("/v1/batch", content=over, headers=_basic(RUDDER_KEY))
+    assert refused.status_code == 400 and "4 MB" in refused.json()["message"]
+    deadline = time.monotonic() + 30
+    while True:
+        async with stack.pipeline.sessionmaker() as session:
+            stored = await EventRepository(session).for_account(account)
+        if len(stored) == len(items) or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.05)
+    assert {e.id for e in stored} == {m["messageId"] for m in items}
 
 
 async def test_unknown_write_key_is_refused(stack: Stack) -> None:
