@@ -256,3 +256,19 @@ async def test_profile_refusals_come_in_mixpanels_shapes(
     assert verbose.json()["status"] == 0 and error in verbose.json()["error"]
     plain = await stack.client.get(path, params={"data": data})
     assert plain.text == "0"
+
+
+@pytest.mark.parametrize("seats", [1e19, 18446744073709551615, 3_000_000_000])
+async def test_an_import_of_a_contract_with_seats_past_storage_is_refused_as_out_of_range(
+    stack: Stack, seats: float
+) -> None:
+    """Issue 10, defect 1: /import answered 200 to these and the consumer then stopped."""
+    account = f"acct_{uuid.uuid4().hex[:8]}"
+    contract = _event(account, "Contract Signed", plan="smb", licensed_seats=seats)
+    good = _event(account)
+    response = await stack.client.post("/import", json=[contract, good], headers=_basic(TOKEN))
+    assert response.status_code == 400
+    [failed] = response.json()["failed_records"]
+    assert failed["index"] == 0 and failed["field"] == "properties.licensed_seats"
+    assert len(await _stored(stack, account, 1)) == 1  # the valid one, and ingest goes on
+    stack.pipeline.check()

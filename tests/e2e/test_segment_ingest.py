@@ -239,3 +239,36 @@ async def test_json_nested_deeper_than_we_can_store_is_400(stack: Stack) -> None
     response = await stack.client.post("/v1/track", content=deep, headers=_basic(WRITE_KEY))
     assert response.status_code == 400
     assert response.json()["message"] == "the message is nested too deeply"
+
+
+@pytest.mark.parametrize(
+    "times",
+    [
+        {"timestamp": "0001-01-01T00:00:00+01:00"},
+        {"timestamp": "0001-01-01T00:00:00Z", "sentAt": "9999-12-31T23:59:59Z"},
+    ],
+)
+async def test_a_track_at_the_calendars_end_is_dead_lettered_and_ingest_goes_on(
+    stack: Stack, times: dict[str, str]
+) -> None:
+    """Issue 10, defect 1: this body stopped the consumer with OverflowError."""
+    account = f"acct_{uuid.uuid4().hex[:8]}"
+    poison = {"userId": "p", "event": "Logged In", "messageId": f"x-{account}",
+              "context": {"groupId": account}, **times}  # fmt: skip
+    response = await stack.client.post("/v1/track", json=poison, headers=_basic(WRITE_KEY))
+    assert (response.status_code, response.json()) == (200, {"success": True})
+    good = _message("track", "u1", event="Logged In", context={"groupId": account})
+    assert (await stack.client.post("/v1/track", json=good, headers=_basic(WRITE_KEY))).is_success
+    deadline = time.monotonic() + 30
+    while True:
+        stack.pipeline.check()  # the consumers are alive
+        async with stack.pipeline.sessionmaker() as session:
+            stored = await EventRepository(session).for_account(account)
+        if stored and await stack.pipeline.drained():
+            break
+        assert time.monotonic() < deadline, "the good track was not stored"
+        await asyncio.sleep(0.05)
+    assert [e.id for e in stored] == [good["messageId"]]
+    letters = [orjson.loads(m.value) for m in stack.pipeline.bus.messages(topics.EVENTS_DLQ)]
+    [letter] = [d for d in letters if f"x-{account}" in d["original"]]
+    assert letter["reason"] == "out_of_range"
