@@ -399,7 +399,7 @@ async def _publish(runtime: Runtime, records: Sequence[Any]) -> None:
 
 
 # The profile routes (/engage, /groups) join this router, so the app serves every Mixpanel
-# endpoint through one include; imported last, as they use this module's request helpers.
+# endpoint through one include; imported last, as they use this module's request functions.
 from services.api.routes import mixpanel_profiles  # noqa: E402
 
 mixpanel_profiles.add_routes()
