@@ -20,7 +20,6 @@ stay in the outbox for the running milestones service to relay.
 from __future__ import annotations
 
 import base64
-import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
@@ -60,7 +59,6 @@ __all__ = [
     "run",
 ]
 
-log = logging.getLogger(__name__)
 FORMATS = ("auto", "segment", "mixpanel")
 DEFAULT_BATCH_SIZE = 1000
 PROJECT_CHUNK = 50  # accounts per projection transaction, as in the milestones consumer

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import logging
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -46,7 +45,6 @@ __all__ = [
     "run_ingest",
 ]
 
-log = logging.getLogger(__name__)
 BATCH_RECORDS = 5000  # records per batch: larger batches amortise each transaction's trips
 GC_YOUNG_THRESHOLD = 50_000  # allocations between young-generation collections, consuming
 PIPELINE_DEPTH = 2  # batches stored or being announced while the next one is decoded
@@ -116,9 +114,10 @@ async def run_ingest(
     """Consume ``analytics.events`` until cancelled or the bus stops.
 
     Two batches are in hand at a time: while one is in the database, the next one is
-    decoded. Batches are stored and committed strictly in order. A failing batch is not
-    committed: the consumer leaves the group (so the batch is redelivered), backs off and
-    rejoins; after repeated failures it raises.
+    decoded. Batches are stored and committed strictly in order. A record that cannot be
+    ingested is a dead letter, never a failure; a batch fails only when the database or
+    the broker does, and is then not committed: the consumer leaves the group (so the batch
+    is redelivered), backs off and rejoins; after repeated failures it raises.
     """
     thresholds = gc.get_threshold()
     # A batch allocates tens of thousands of containers (decoded JSON) that live until it is
