@@ -171,6 +171,12 @@ async def test_import_by_get_with_base64_data_answers_the_legacy_1_with_verbose_
     bad = base64.b64encode(orjson.dumps(_event(account, time="soon"))).decode()
     refused = await stack.client.get("/import", params={"data": bad, "verbose": "0"})
     assert (refused.status_code, refused.text) == (400, "0")
+    newer = await stack.client.get(
+        "/import",
+        params={"data": encoded, "verbose": "0", "project_id": "1"},
+        headers=_basic(TOKEN),
+    )
+    assert newer.json() == {"code": 200, "num_records_imported": 1, "status": "OK"}
     verbose = await stack.client.post("/import?verbose=1", data={"data": encoded})
     assert verbose.json() == {"code": 200, "num_records_imported": 1, "status": 1, "error": None}
     assert len(await _stored(stack, account, 1)) == 1

@@ -132,12 +132,15 @@ async def import_events(request: Request, runtime: RuntimeDep) -> Response:
     """Batches from servers (≤2,000 events, ≤10 MB); ``strict=1`` reports each bad event.
 
     Replies as the client asks: ``verbose=1`` → ``{"status": 1|0, "error"}`` (the SDKs'
-    verbose mode); ``verbose=0`` → the legacy ``1``/``0`` (mixpanel-node's default);
-    neither → the newer ``{"code", "num_records_imported", "status"}``."""
+    verbose mode); ``verbose=0`` → the legacy ``1``/``0`` (mixpanel-node's default) unless
+    ``project_id`` names the newer API; otherwise ``{"code", "num_records_imported",
+    "status"}``."""
     mode = _import_mode(request.query_params.get("verbose"))
     try:
         payload = await _read(request, MAX_IMPORT_BYTES)
         mode = _import_mode(payload.params.get("verbose"))
+        if mode == "legacy" and payload.params.get("project_id", "").strip():
+            mode = "json"  # the newer /import (service accounts) always answers JSON
         _require_bus(runtime)
         events = _parse_events(payload)
         _authorize_import(request, runtime, payload, events)
