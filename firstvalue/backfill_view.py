@@ -19,8 +19,8 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from firstvalue.backfill import Observer, Summary
-from firstvalue.backfill_checkpoint import Counts, FileState
+from services.ingest.backfill import Observer, Summary
+from services.ingest.backfill_checkpoint import Counts, FileState
 
 MB = 1024 * 1024
 

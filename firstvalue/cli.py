@@ -98,10 +98,11 @@ def migrate() -> None:
 def api(port: PortOption = None) -> None:
     """Serve the REST API and the HTTP ingest (needs Kafka for ingest)."""
     from services.api.app import create_app
+    from services.api.http_server import uvicorn_options
 
     settings = _durable(_settings(api_port=port))
     app = create_app(settings, plans=_configured_plans(settings))
-    uvicorn.run(app, host=settings.api_host, port=settings.api_port)
+    uvicorn.run(app, host=settings.api_host, port=settings.api_port, **uvicorn_options())
 
 
 @app.command()
@@ -426,7 +427,8 @@ def backfill_command(
 
     Rejected lines go to FILE.rejected.ndjson (line, reason, original); exit code 1 if any.
     """
-    from firstvalue import backfill, backfill_view
+    from firstvalue import backfill_view
+    from services.ingest import backfill
 
     settings = _settings()
     where = backfill.checkpoint_path(files, checkpoint)

@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from firstvalue import demo_data
 from services.api.app import create_app
+from services.api.http_server import uvicorn_options
 from services.ingest.consumer import IngestOptions, run_ingest
 from services.milestones.service import run_configured
 from shared.analytics.normalize import partition_key
@@ -170,7 +171,7 @@ async def _serve(
     app = create_app(
         settings, plans=pipeline.plans, sessionmaker=pipeline.sessionmaker, bus=pipeline.bus
     )
-    server = _Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    server = _Server(uvicorn.Config(app, log_level="warning", lifespan="on", **uvicorn_options()))
     serving = asyncio.create_task(server.serve(sockets=[sock]), name="api")
     while not server.started and not serving.done() and not stop.is_set():
         await asyncio.wait({serving}, timeout=0.05)

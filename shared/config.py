@@ -96,6 +96,7 @@ class Settings(BaseSettings):
     api_port: int = 8000
     api_keys: Annotated[list[ApiKeySpec], NoDecode] = []
     segment_write_keys: Annotated[list[str], NoDecode] = []
+    rudderstack_write_keys: Annotated[list[str], NoDecode] = []  # write keys with Rudder's limits
     account_property: str = "account_id"
     mixpanel_group_key: str = "company_id"
     mixpanel_tokens: Annotated[list[str], NoDecode] = []
@@ -136,7 +137,9 @@ class Settings(BaseSettings):
     def _parse_api_keys(cls, value: Any) -> Any:
         return parse_api_keys(value) if isinstance(value, str) else value
 
-    @field_validator("segment_write_keys", "mixpanel_tokens", mode="before")
+    @field_validator(
+        "segment_write_keys", "rudderstack_write_keys", "mixpanel_tokens", mode="before"
+    )
     @classmethod
     def _parse_comma_list(cls, value: Any) -> list[str]:
         return _comma_list(value)

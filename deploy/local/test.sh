@@ -27,6 +27,7 @@ t0=$SECONDS
 bash "$HERE/prometheus.sh" install ||
     echo "test.sh: Prometheus not installed; its tests will skip (fail under CI=true)" >&2
 bash "$HERE/chromium.sh" install || echo "test.sh: Chromium not installed; the browser tests will skip (fail under CI=true)" >&2
+bash "$HERE/sdks.sh" install || echo "test.sh: Node/Go SDKs not installed; their tests will skip (fail under CI=true)" >&2
 rc=0
 bash "$HERE/with-servers.sh" bash -c '
     set -u

@@ -1,8 +1,10 @@
 """The ingest shell: ``analytics.events`` batches in, facts stored, ``onboarding.facts`` out.
 
-Per batch: decode every record (bad ones become dead letters) → one transaction that stores
-the good ones → commit → publish dead letters and fact notices → commit the offsets. A crash
-anywhere replays the batch; event ids make the replay a no-op apart from its notices.
+Per batch: decode every record → one transaction that stores the good ones → commit →
+publish dead letters and fact notices → commit the offsets. What becomes a dead letter is
+decided once, in ``services.ingest.records``; only an infrastructure failure fails a batch,
+which is then redelivered. A crash anywhere replays the batch; event ids make the replay a
+no-op apart from its notices.
 """
 
 from __future__ import annotations
@@ -10,197 +12,61 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import logging
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any
 
-import orjson
-from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.ingest.dlq import DeadLetter, publish_dead_letters
-from services.ingest.store import Stored, store_events
-from shared.analytics.event import fits_every_limit
-from shared.analytics.normalize import (
-    InvalidMessage,
-    NormalizedEvent,
-    normalize_record,
-    split_segment_batch,
+from services.ingest.dlq import publish_dead_letters
+from services.ingest.outcome import DeadLetter, IngestResult
+from services.ingest.records import (
+    Decoded,
+    IngestOptions,
+    decode,
+    decode_records,
+    ingest_messages,
+    store_decoded,
 )
-from shared.analytics.registration import contract_terms, is_contract_signed
 from shared.bus import topics
-from shared.bus.bus import Batch, Bus, Message, Subscription
-from shared.bus.messages import FactsNotice
+from shared.bus.bus import Batch, Bus, Subscription
 from shared.bus.retry import consume_with_retries
-from shared.config import Settings
-from shared.domain.plans import Plan
 from shared.observability.metrics import record_decoded, record_stored
 
-T = TypeVar("T")
-R = TypeVar("R")
-STORAGE_ERRORS = (IntegrityError, DataError)  # the database refused the data, not the link
-log = logging.getLogger(__name__)
+__all__ = [
+    "BATCH_RECORDS",
+    "DeadLetter",
+    "IngestOptions",
+    "IngestResult",
+    "decode",
+    "ingest_messages",
+    "run_ingest",
+]
+
 BATCH_RECORDS = 5000  # records per batch: larger batches amortise each transaction's trips
 GC_YOUNG_THRESHOLD = 50_000  # allocations between young-generation collections, consuming
 PIPELINE_DEPTH = 2  # batches stored or being announced while the next one is decoded
 
 
-@dataclass(frozen=True)
-class IngestOptions:
-    plan_keys: frozenset[str]
-    account_property: str = "account_id"
-    max_clock_skew_days: float = 7.0
-    mixpanel_group_key: str = "company_id"
-
-    @classmethod
-    def from_settings(cls, settings: Settings, plans: Mapping[str, Plan]) -> IngestOptions:
-        return cls(
-            plan_keys=frozenset(plans),
-            account_property=settings.account_property,
-            max_clock_skew_days=settings.max_clock_skew_days,
-            mixpanel_group_key=settings.mixpanel_group_key,
-        )
-
-
-@dataclass(frozen=True)
-class Rejected:
-    """A message (or batch item) that was not ingested, and why."""
-
-    index: int
-    reason: str
-    error: str
-    original: bytes | None = None  # a batch item's own bytes; None = the whole message
-
-
-@dataclass
-class IngestResult:
-    accepted: int = 0
-    duplicates: int = 0
-    pending: int = 0
-    registered: int = 0
-    rejected: list[Rejected] = field(default_factory=list)
-    facts: dict[str, list[str]] = field(default_factory=dict)
-
-    def notices(self) -> list[FactsNotice]:
-        """One ``onboarding.facts`` notice per account the messages touched."""
-        return [FactsNotice(account, tuple(ids)) for account, ids in self.facts.items()]
-
-    def add(self, stored: Stored | IngestResult) -> None:
-        """Count what a stored batch (or another result) changed, and its fact ids."""
-        self.accepted += stored.accepted
-        self.duplicates += stored.duplicates
-        self.pending += stored.pending
-        self.registered += stored.registered
-        for account, ids in stored.facts.items():
-            self.facts.setdefault(account, []).extend(ids)
-
-
-def decode(
-    raw: Mapping[str, Any] | bytes, received_at: datetime, options: IngestOptions
-) -> list[NormalizedEvent | Rejected]:
-    """One record (a Segment message, or a ``{"batch": [...]}`` envelope) → its events."""
-    if isinstance(raw, bytes | bytearray):
-        try:
-            data = orjson.loads(raw)
-        except orjson.JSONDecodeError as error:
-            return [Rejected(0, "invalid_json", str(error))]
-        within_limits = fits_every_limit(raw)
-    else:
-        data, within_limits = raw, False
-    if isinstance(data, dict) and "batch" in data:
-        try:
-            items = split_segment_batch(data, received_at)
-        except InvalidMessage as error:
-            return [Rejected(0, error.reason, str(error))]
-        return [_decode_one(item, received_at, options, item_bytes=True) for item in items]
-    return [_decode_one(data, received_at, options, item_bytes=False, within_limits=within_limits)]
-
-
-def _decode_one(
-    message: Any,
-    received_at: datetime,
-    options: IngestOptions,
-    *,
-    item_bytes: bool,
-    within_limits: bool = False,
-) -> NormalizedEvent | Rejected:
-    try:
-        event = normalize_record(
-            message,
-            received_at=received_at,
-            max_clock_skew_days=options.max_clock_skew_days,
-            mixpanel_group_key=options.mixpanel_group_key,
-            within_limits=within_limits,
-        )
-        if is_contract_signed(event):
-            contract_terms(event.properties, options.plan_keys)
-        return event
-    except InvalidMessage as error:
-        original = orjson.dumps(message) if item_bytes else None
-        return Rejected(0, error.reason, str(error), original)
-
-
-async def _store(
-    session: AsyncSession, events: Sequence[NormalizedEvent], options: IngestOptions, now: datetime
-) -> Stored:
-    return await store_events(
-        session,
-        events,
-        plan_keys=options.plan_keys,
-        account_property=options.account_property,
-        recorded_at=now,
-    )
-
-
-async def ingest_messages(
-    session: AsyncSession,
-    messages: Sequence[Mapping[str, Any] | bytes],
-    options: IngestOptions,
-    *,
-    received_at: datetime,
-) -> IngestResult:
-    """Normalise and store raw Segment messages in the caller's transaction (backfill, demo
-    data); rejected ones are reported by index, not stored."""
-    result = IngestResult()
-    events: list[NormalizedEvent] = []
-    for index, message in enumerate(messages):
-        for outcome in decode(message, received_at, options):
-            if isinstance(outcome, Rejected):
-                result.rejected.append(
-                    Rejected(index, outcome.reason, outcome.error, outcome.original)
-                )
-            else:
-                events.append(outcome)
-    result.add(await _store(session, events, options, received_at))
-    return result
-
-
 @dataclass
 class DecodedBatch:
-    """A bus batch after the CPU-only step: each record's good events, and dead letters."""
+    """A bus batch after the CPU-only step."""
 
     batch: Batch
-    good: list[tuple[Message, list[NormalizedEvent]]]
-    dead: list[DeadLetter]
+    decoded: Decoded
 
 
 def decode_batch(batch: Batch, options: IngestOptions) -> DecodedBatch:
     """Normalise every record of a batch (no I/O, so it can overlap the previous batch's)."""
-    decoded = DecodedBatch(batch, [], [])
-    for message in batch.messages:
-        events = []
-        for outcome in decode(message.value, message.timestamp, options):
-            if isinstance(outcome, Rejected):
-                decoded.dead.append((message, outcome.reason, outcome.error, outcome.original))
-            else:
-                events.append(outcome)
-        decoded.good.append((message, events))
-    sources = [event.source for _, events in decoded.good for event in events]
-    record_decoded(sources, [original or m.value for m, _, _, original in decoded.dead])
-    return decoded
+    messages = batch.messages
+    decoded = decode_records([(m.value, m.timestamp) for m in messages], options)
+    record_decoded(
+        [event.source for event in decoded.events],
+        [d.original or messages[d.index].value for d in decoded.dead],
+    )
+    return DecodedBatch(batch, decoded)
 
 
 async def store_batch(
@@ -210,19 +76,9 @@ async def store_batch(
     *,
     now: datetime,
 ) -> IngestResult:
-    """Store a decoded batch in one transaction and commit it. A record the database
-    refuses is isolated and joins the batch's dead letters."""
-    result = IngestResult(
-        rejected=[Rejected(m.offset, why, error, item) for m, why, error, item in decoded.dead]
-    )
-    events = [e for _, es in decoded.good for e in es]
-    try:
-        async with sessionmaker() as session, session.begin():
-            result.add(await _store(session, events, options, now))
-    except STORAGE_ERRORS:
-        log.exception("batch failed to store; retrying its records one by one")
-        await _store_one_by_one(decoded.good, sessionmaker, options, now, result, decoded.dead)
-    return result
+    """Store a decoded batch in one transaction and commit it."""
+    async with sessionmaker() as session, session.begin():
+        return await store_decoded(session, decoded.decoded, options, now=now)
 
 
 async def announce_batch(
@@ -237,80 +93,12 @@ async def announce_batch(
     reported again, its events as duplicates, which they then are)."""
     notices = result.notices()
     await asyncio.gather(
-        publish_dead_letters(bus, decoded.dead),
+        publish_dead_letters(bus, decoded.batch.messages, result.rejected),
         bus.publish_many(topics.FACTS, [(n.account_id, n.encode()) for n in notices]),
     )
     if reported is not None:
         reported(result)
     await decoded.batch.commit()
-
-
-async def apply_batch(
-    decoded: DecodedBatch,
-    bus: Bus,
-    sessionmaker: async_sessionmaker[AsyncSession],
-    options: IngestOptions,
-    *,
-    now: datetime,
-) -> IngestResult:
-    """Store, then announce: transaction → commit → DLQ + notices → offsets. A crash
-    anywhere replays the batch."""
-    result = await store_batch(decoded, sessionmaker, options, now=now)
-    await announce_batch(decoded, result, bus)
-    return result
-
-
-async def handle_batch(
-    batch: Batch,
-    bus: Bus,
-    sessionmaker: async_sessionmaker[AsyncSession],
-    options: IngestOptions,
-    *,
-    now: datetime | None = None,
-) -> IngestResult:
-    """Process one ``analytics.events`` batch end to end, offsets last."""
-    decoded = decode_batch(batch, options)
-    return await apply_batch(decoded, bus, sessionmaker, options, now=now or datetime.now(UTC))
-
-
-async def one_by_one(
-    units: Sequence[T], store: Callable[[T], Awaitable[R]]
-) -> tuple[list[tuple[int, R]], list[tuple[int, Exception]]]:
-    """After a batch's transaction was refused, each unit in a transaction of its own, so the
-    one the database refuses (a poison record) is isolated instead of stalling the batch.
-    Returns the stored units' results and the refused units' errors, by index; raises the
-    first error when every unit is refused (a broken database, not a poison record)."""
-    stored: list[tuple[int, R]] = []
-    refused: list[tuple[int, Exception]] = []
-    for index, unit in enumerate(units):
-        try:
-            stored.append((index, await store(unit)))
-        except STORAGE_ERRORS as error:
-            refused.append((index, error))
-    if refused and len(refused) == len(units):
-        raise refused[0][1]
-    return stored, refused
-
-
-async def _store_one_by_one(
-    good: Sequence[tuple[Message, Sequence[NormalizedEvent]]],
-    sessionmaker: async_sessionmaker[AsyncSession],
-    options: IngestOptions,
-    now: datetime,
-    result: IngestResult,
-    dead: list[DeadLetter],
-) -> None:
-    async def store_alone(record: tuple[Message, Sequence[NormalizedEvent]]) -> Stored:
-        async with sessionmaker() as session, session.begin():
-            return await _store(session, record[1], options, now)
-
-    stored, refused = await one_by_one(good, store_alone)
-    for _, one in stored:
-        result.add(one)
-    for index, failure in refused:
-        message = good[index][0]
-        dead.append((message, "storage_error", str(failure), None))
-        result.rejected.append(Rejected(message.offset, "storage_error", str(failure)))
 
 
 async def run_ingest(
@@ -326,9 +114,10 @@ async def run_ingest(
     """Consume ``analytics.events`` until cancelled or the bus stops.
 
     Two batches are in hand at a time: while one is in the database, the next one is
-    decoded. Batches are stored and committed strictly in order. A failing batch is not
-    committed: the consumer leaves the group (so the batch is redelivered), backs off and
-    rejoins; after repeated failures it raises.
+    decoded. Batches are stored and committed strictly in order. A record that cannot be
+    ingested is a dead letter, never a failure; a batch fails only when the database or
+    the broker does, and is then not committed: the consumer leaves the group (so the batch
+    is redelivered), backs off and rejoins; after repeated failures it raises.
     """
     thresholds = gc.get_threshold()
     # A batch allocates tens of thousands of containers (decoded JSON) that live until it is

@@ -11,31 +11,21 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import replace
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.ingest.identity import account_named_by, link_of
+from services.ingest.outcome import IngestResult
 from shared.analytics.normalize import USAGE_TYPES, InvalidMessage, NormalizedEvent
 from shared.analytics.registration import CONTRACT_SIGNED, contract_terms, registration
+from shared.storage.account_profiles import AccountProfileRepository, ProfileUpdate
 from shared.storage.events import EventRepository, EventRow
 from shared.storage.identities import IdentityRepository, UnattributedEvent
 from shared.storage.onboardings import OnboardingRepository
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class Stored:
-    """What a batch changed. ``facts`` holds, per account, the fact ids the batch carried
-    (new or repeated): a redelivered batch re-announces them, so no notice is ever lost."""
-
-    accepted: int = 0
-    duplicates: int = 0
-    pending: int = 0
-    registered: int = 0
-    facts: dict[str, list[str]] = field(default_factory=dict)
 
 
 _IDENTITY_TYPES = frozenset({"group", "identify", "alias"})
@@ -81,14 +71,14 @@ async def store_events(
     plan_keys: Collection[str],
     account_property: str,
     recorded_at: datetime,
-) -> Stored:
+) -> IngestResult:
     """Apply a batch of normalised events; only flushes (the caller commits).
 
     A fixed number of statements per batch, whatever its size: identities (one read, one
     sorted link-and-lock), parked events taken and added, events inserted per source.
     """
     identities = IdentityRepository(session)
-    stored = Stored()
+    stored = IngestResult()
     links = await _links(identities, events, account_property)
 
     usage = [e for e in events if e.type in USAGE_TYPES]
@@ -135,10 +125,27 @@ async def store_events(
     for user in links:
         if account := accounts.get(user):
             touched.setdefault(account, [])
+    profiles = _profile_updates(events)
+    if profiles:
+        await AccountProfileRepository(session).apply(profiles)
+        for profile in profiles:
+            touched.setdefault(profile.account_id, [])  # re-projected with its new name
     for row in attributed:
         touched.setdefault(row[1], []).append(row[0])
     await _register(session, attributed, plan_keys, recorded_at, stored)
     return stored
+
+
+def _profile_updates(events: Sequence[NormalizedEvent]) -> list[ProfileUpdate]:
+    """The batch's group profile updates (``account`` statements), in order."""
+    updates = []
+    for e in events:
+        if e.type == "account" and e.group_id:
+            if e.traits:
+                updates.append(ProfileUpdate(e.group_id, e.traits, once=False, at=e.at))
+            if e.properties:
+                updates.append(ProfileUpdate(e.group_id, e.properties, once=True, at=e.at))
+    return updates
 
 
 async def _register(
@@ -146,10 +153,10 @@ async def _register(
     attributed: Iterable[EventRow],
     plan_keys: Collection[str],
     recorded_at: datetime,
-    stored: Stored,
+    stored: IngestResult,
 ) -> None:
     """One statement for every Contract Signed of the batch (first registration wins)."""
-    registrations = []
+    signed = []
     for event_id, account_id, _, name, at, properties in attributed:
         if name != CONTRACT_SIGNED:
             continue
@@ -158,9 +165,21 @@ async def _register(
         except InvalidMessage as error:  # only parked events can get here: plans changed since
             log.error("event %s no longer registers an onboarding: %s", event_id, error)
             continue
-        registrations.append(registration(terms, account_id, at))
-    if not registrations:
+        signed.append((terms, account_id, at))
+    if not signed:
         return
+    profiles = await AccountProfileRepository(session).of({account for _, account, _ in signed})
+    registrations = []
+    for terms, account_id, at in signed:
+        if (profile := profiles.get(account_id)) is not None:  # the profile fills the gaps
+            terms = replace(
+                terms,
+                account_name=terms.account_name or profile.name,
+                licensed_seats=(
+                    profile.licensed_seats if terms.licensed_seats is None else terms.licensed_seats
+                ),
+            )
+        registrations.append(registration(terms, account_id, at))
     new = await OnboardingRepository(session).register_many(registrations, recorded_at)
     stored.registered += len(new)
     for fact in registrations:

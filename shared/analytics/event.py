@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -18,7 +18,12 @@ USAGE_TYPES = frozenset({"track", "page", "screen"})  # stored as usage events
 MAX_ID_LENGTH = 255  # the storage id columns
 SOURCE_MARKER = "_source"  # stamped by HTTP ingest: which vendor's shape a record has
 RECEIVED_AT = "receivedAt"  # stamped by HTTP ingest (and present in Segment exports)
+DELIVERY = "_delivery"  # stamped by HTTP ingest on a message with neither client id nor time
 _VOLATILE = ("sentAt", RECEIVED_AT, "writeKey", SOURCE_MARKER)  # differ between retries
+# Event times outside this window are refused (``out_of_range``): earlier than any product
+# analytics, or so far out that date arithmetic (skew correction, windows) would overflow.
+EARLIEST_EVENT = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST_TIME = datetime(9000, 1, 1, tzinfo=UTC)  # receipt times too (``receivedAt``)
 
 
 class InvalidMessage(ValueError):
@@ -87,18 +92,9 @@ class NormalizedEvent:
 
 
 def parse_time(value: Any, field_name: str) -> datetime:
-    """ISO-8601 → aware UTC datetime (no offset means UTC)."""
-    if value.__class__ is str:  # the common case first: a UTC time parses without a copy
-        try:
-            parsed = datetime.fromisoformat(value)
-        except ValueError:
-            pass
-        else:
-            tz = parsed.tzinfo
-            if tz is UTC:
-                return parsed
-            return parsed.replace(tzinfo=UTC) if tz is None else parsed.astimezone(UTC)
-    if not isinstance(value, str):
+    """ISO-8601 → aware UTC datetime (no offset means UTC), within ``EARLIEST_EVENT`` and
+    ``LATEST_TIME``: a time near year 1 or 9999 cannot be shifted to UTC or skew-corrected."""
+    if value.__class__ is not str:
         raise InvalidMessage(
             "invalid_timestamp", f"{field_name} must be an ISO-8601 string", field_name
         )
@@ -108,7 +104,46 @@ def parse_time(value: Any, field_name: str) -> datetime:
         raise InvalidMessage(
             "invalid_timestamp", f"{field_name} {value[:64]!r} is not ISO-8601", field_name
         ) from error
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    tz = parsed.tzinfo
+    if tz is not UTC:  # the common case (a UTC time) needs no copy
+        try:
+            parsed = parsed.replace(tzinfo=UTC) if tz is None else parsed.astimezone(UTC)
+        except OverflowError as error:
+            raise out_of_range(field_name, value[:64]) from error
+    if EARLIEST_EVENT <= parsed < LATEST_TIME:
+        return parsed
+    raise out_of_range(field_name, value[:64])
+
+
+def out_of_range(field_name: str, value: object) -> InvalidMessage:
+    """The refusal of a time (or number) outside what firstvalue can store or compute with."""
+    return InvalidMessage(
+        "out_of_range",
+        f"{field_name} {value!r} is outside {EARLIEST_EVENT.year}-{LATEST_TIME.year - 1}",
+        field_name,
+    )
+
+
+def corrected_time(
+    client: datetime, sent: datetime | None, received_at: datetime, max_skew_days: float, name: str
+) -> datetime:
+    """Segment's clock-skew correction (``receivedAt − (sentAt − client time)``), then the
+    window: not before ``EARLIEST_EVENT``, not more than ``max_skew_days`` after receipt."""
+    at = client
+    if sent is not None:
+        try:
+            at = received_at - (sent - client)
+        except OverflowError as error:
+            raise out_of_range(name, client.isoformat()) from error
+    if at < EARLIEST_EVENT:
+        raise out_of_range(name, at.isoformat())
+    if at > received_at and at - received_at > (max_skew := timedelta(days=max_skew_days)):
+        raise InvalidMessage(
+            "timestamp_in_future",
+            f"{name} {at.isoformat()} is more than {max_skew.days} days after receipt",
+            name,
+        )
+    return at
 
 
 def identifier(
@@ -217,9 +252,13 @@ def received_time(message: Mapping[str, Any], default: datetime) -> datetime:
     return parse_time(message[RECEIVED_AT], RECEIVED_AT)
 
 
-def content_id(message: Mapping[str, Any]) -> str:
+def content_id(message: Mapping[str, Any], received_at: datetime | None = None) -> str:
     """A dedupe key for a message without its own id: the hash of what the client sent
-    (fields that differ between retries of one message left out)."""
+    (fields that differ between retries of one message left out). A message without a
+    client time gives its ``received_at`` too: only content and client time together
+    identify an event, so without a time each delivery is an event of its own."""
     stable = {k: v for k, v in message.items() if k not in _VOLATILE}
+    if received_at is not None:
+        stable[RECEIVED_AT] = received_at.isoformat()
     digest = hashlib.sha256(orjson.dumps(stable, option=orjson.OPT_SORT_KEYS)).hexdigest()
     return f"sha256:{digest}"

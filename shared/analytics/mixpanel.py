@@ -3,9 +3,11 @@
 ``{"event": name, "properties": {"distinct_id", "time" (seconds or ms), "$insert_id",
 "token"?, <group key>?, ...}}``. The id follows Mixpanel's dedupe rule: events with the same
 ``event``, ``distinct_id``, ``time`` and ``$insert_id`` are one event; without
-``$insert_id`` the content hash stands in. The configured group key property (e.g.
-``company_id``: a string or a list) names the account directly. ``$create_alias`` (the SDK's
-``alias``) and ``$identify`` become alias calls, tying the new id to the known one.
+``$insert_id`` the content and the client's ``time`` identify it; without ``time`` either,
+each delivery is an event of its own at its receipt time, as Mixpanel counts it. The
+configured group key property (e.g. ``company_id``: a string or a list) names the account
+directly. ``$create_alias`` (the SDK's ``alias``) and ``$identify`` become alias calls,
+tying the new id to the known one.
 """
 
 from __future__ import annotations
@@ -67,7 +69,7 @@ def normalize_mixpanel(
     event_id = (
         _event_id(name, user_id, properties.get("time"), insert_id)
         if insert_id
-        else content_id(message)
+        else content_id(message, received_at if properties.get("time") is None else None)
     )
     kind, previous_id = "track", None
     usage_name: str | None = name

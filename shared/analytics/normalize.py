@@ -24,6 +24,7 @@ from shared.analytics.event import (
     parse_time,
 )
 from shared.analytics.mixpanel import DEFAULT_GROUP_KEY, MIXPANEL, normalize_mixpanel
+from shared.analytics.mixpanel_profiles import PROFILE_MARKER, normalize_profile
 from shared.analytics.segment import (
     MAX_MESSAGE_BYTES,
     PAGE_VIEWED,
@@ -99,6 +100,13 @@ def normalize_record(
     if not isinstance(record, dict):
         raise InvalidMessage("not_an_object", "a record must be a JSON object")
     if detect_source(record) == MIXPANEL:
+        if PROFILE_MARKER in record:
+            return normalize_profile(
+                record,
+                received_at=received_at,
+                group_key=mixpanel_group_key,
+                within_limits=within_limits,
+            )
         return normalize_mixpanel(
             record,
             received_at=received_at,

@@ -17,6 +17,7 @@ from shared.analytics.normalize import MAX_ID_LENGTH, InvalidMessage, Normalized
 from shared.domain.facts import OnboardingRegistered
 
 CONTRACT_SIGNED = "Contract Signed"
+MAX_SEATS = 2**31 - 1  # the storage column is a 32-bit integer on every backend
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,12 @@ def contract_terms(properties: Mapping[str, Any], plan_keys: Collection[str]) ->
     ):
         raise InvalidMessage(
             "invalid_contract", f"{CONTRACT_SIGNED}: licensed_seats must be a non-negative number"
+        )
+    if seats is not None and not seats <= MAX_SEATS:  # also NaN
+        raise InvalidMessage(
+            "out_of_range",
+            f"{CONTRACT_SIGNED}: licensed_seats {seats!r} is over {MAX_SEATS}",
+            "properties.licensed_seats",
         )
     return ContractTerms(
         plan_key=plan,

@@ -10,7 +10,7 @@ so a client whose clock is off still lands on the server's timeline. The client 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from shared.analytics.event import (
@@ -21,6 +21,7 @@ from shared.analytics.event import (
     NormalizedEvent,
     checked_message,
     content_id,
+    corrected_time,
     event_name,
     identifier,
     json_object,
@@ -78,7 +79,7 @@ def normalize_segment(
     name = _name(kind, message, properties)
     received_at = received_time(message, received_at)
     return NormalizedEvent(
-        id=message_id or content_id(message),
+        id=message_id or content_id(message, _unless_timed(message, received_at)),
         source=SEGMENT,
         type=kind,
         user_id=user_id,
@@ -91,6 +92,12 @@ def normalize_segment(
         context_group_id=identifier(context, "groupId", "invalid_group_id", path="context.groupId"),
         previous_id=previous_id,
     )
+
+
+def _unless_timed(message: Mapping[str, Any], received_at: datetime) -> datetime | None:
+    """``received_at`` for a message that carries no client time (see ``content_id``)."""
+    timed = message.get("originalTimestamp") is not None or message.get("timestamp") is not None
+    return None if timed else received_at
 
 
 def _id_or_none(value: Any, max_length: int = MAX_ID_LENGTH) -> bool:
@@ -165,20 +172,16 @@ def _event_time(
         client_field = "timestamp"
         client = message.get(client_field)
     sent = message.get("sentAt")
+    sent_at = None if sent is None else parse_time(sent, "sentAt")
     if client is None:
-        if sent is not None:
-            parse_time(sent, "sentAt")
         return received_at
-    at = parse_time(client, client_field)
-    if sent is not None:
-        at = received_at - (parse_time(sent, "sentAt") - at)
-    if at > received_at and at - received_at > (max_skew := timedelta(days=max_skew_days)):
-        raise InvalidMessage(
-            "timestamp_in_future",
-            f"{client_field} {at.isoformat()} is more than {max_skew.days} days after receipt",
-            client_field,
-        )
-    return at
+    return corrected_time(
+        parse_time(client, client_field),
+        sent_at,
+        received_at,
+        max_skew_days,
+        client_field,
+    )
 
 
 def _name(kind: str, message: Mapping[str, Any], properties: dict[str, Any]) -> str | None:

@@ -97,6 +97,18 @@ class IdentityRecord(Base):
     linked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
+class AccountProfileRecord(Base):
+    """What a Mixpanel group profile says of an account: its name and licensed seats, which
+    fill the account's registrations (see ``shared.storage.account_profiles``)."""
+
+    __tablename__ = "account_profiles"
+
+    account_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(255))
+    licensed_seats: Mapped[int | None] = mapped_column(Integer)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 class PendingEventRecord(Base):
     """An event from a user not yet tied to an account; applied when the identity arrives."""
 

@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from firstvalue.embedded import Pipeline, start_pipeline
 from services.api.app import create_app
+from services.api.http_server import uvicorn_options
 from shared.config import load_settings
 from shared.domain.facts import EventObserved
 from shared.storage.api_keys import ApiKeyRepository
@@ -128,7 +129,9 @@ def live_server(backend: str, directory: Path, **settings: Any) -> Iterator[Live
                     bus=pipeline.bus,
                 )  # fmt: skip
                 log = RequestLog(app)
-                server = _Server(uvicorn.Config(log, log_level="warning", lifespan="on"))
+                server = _Server(
+                    uvicorn.Config(log, log_level="warning", lifespan="on", **uvicorn_options())
+                )
                 serving = asyncio.create_task(server.serve(sockets=[sock]))
                 while not server.started and not serving.done():
                     await asyncio.sleep(0.01)

@@ -156,3 +156,125 @@ async def test_import_refuses_whole_requests_in_mixpanels_error_shape(
     assert response.status_code == status
     body = response.json()
     assert body["code"] == status and error in body["error"]
+
+
+async def test_import_by_get_with_base64_data_answers_the_legacy_1_with_verbose_0(
+    stack: Stack,
+) -> None:
+    """mixpanel-node's ``import()``: GET /import?data=<base64>&verbose=0&api_key=…"""
+    account = f"acct_{uuid.uuid4().hex[:8]}"
+    encoded = base64.b64encode(orjson.dumps(_event(account))).decode()
+    ok = await stack.client.get(
+        "/import", params={"data": encoded, "verbose": "0", "ip": "0", "api_key": TOKEN}
+    )
+    assert (ok.status_code, ok.text) == (200, "1")
+    bad = base64.b64encode(orjson.dumps(_event(account, time="soon"))).decode()
+    refused = await stack.client.get("/import", params={"data": bad, "verbose": "0"})
+    assert (refused.status_code, refused.text) == (400, "0")
+    newer = await stack.client.get(
+        "/import",
+        params={"data": encoded, "verbose": "0", "project_id": "1"},
+        headers=_basic(TOKEN),
+    )
+    assert newer.json() == {"code": 200, "num_records_imported": 1, "status": "OK"}
+    verbose = await stack.client.post("/import?verbose=1", data={"data": encoded})
+    assert verbose.json() == {"code": 200, "num_records_imported": 1, "status": 1, "error": None}
+    assert len(await _stored(stack, account, 1)) == 1
+
+
+async def test_identical_track_calls_without_insert_id_or_time_count_each_delivery(
+    stack: Stack,
+) -> None:
+    account = f"acct_{uuid.uuid4().hex[:8]}"
+    properties = {"distinct_id": f"user_{account}", "token": TOKEN, "company_id": account}
+    bare = {"event": "Logged In", "properties": properties}
+    for _ in range(2):
+        sent = await stack.client.get(
+            "/track", params={"data": base64.b64encode(orjson.dumps(bare)).decode()}
+        )
+        assert sent.text == "1"
+    retried = _event(account)
+    for _ in range(2):  # a retry of one event: the same $insert_id and time
+        assert (await stack.client.post("/track", json=[retried])).text == "1"
+    assert len(await _stored(stack, account, 3)) == 3  # drained: two deliveries, one retried
+
+
+def _onboarding(stack: Stack, account: str) -> str:
+    from shared.analytics.registration import onboarding_id_for
+
+    return onboarding_id_for(account, "smb")
+
+
+async def _detail(stack: Stack, onboarding_id: str, deadline: float = 20) -> dict[str, Any]:
+    until = time.monotonic() + deadline
+    while True:
+        response = await stack.client.get(f"/v1/onboardings/{onboarding_id}", headers=stack.auth())
+        if response.status_code == 200 and await stack.pipeline.drained():
+            return dict(response.json())
+        assert time.monotonic() < until, response.text
+        await asyncio.sleep(0.02)
+
+
+async def test_group_and_people_profiles_name_the_account_and_tie_the_user(stack: Stack) -> None:
+    account = f"acct_{uuid.uuid4().hex[:8]}"
+    contract = _event(account, "Contract Signed", plan="smb")
+    assert (await stack.client.post("/import", json=[contract], headers=_basic(TOKEN))).is_success
+    group = {"$token": TOKEN, "$group_key": "company_id", "$group_id": account,
+             "$set": {"$name": "Park Industries", "licensed_seats": 25}}  # fmt: skip
+    sent = await stack.client.get(
+        "/groups", params={"data": base64.b64encode(orjson.dumps(group)).decode(), "verbose": "0"}
+    )
+    assert (sent.status_code, sent.text) == (200, "1")
+    detail = await _detail(stack, _onboarding(stack, account))
+    assert detail["account_name"] == "Park Industries"
+
+    person = {"$token": TOKEN, "$distinct_id": "champion-" + account,
+              "$set": {"$email": "ada@park.example", "company_id": account}}  # fmt: skip
+    people = await stack.client.post(
+        "/engage?verbose=1", data={"data": orjson.dumps([person]).decode()}
+    )
+    assert people.json() == {"status": 1, "error": None}
+    login = _event("ignored", distinct_id="champion-" + account)
+    del login["properties"]["company_id"]  # the user's account comes from the profile alone
+    assert (await stack.client.post("/track", json=[login])).text == "1"
+    [stored] = [e for e in await _stored(stack, account, 2) if e.user_id.startswith("champion")]
+    assert stored.name == "Logged In"
+
+
+@pytest.mark.parametrize(
+    ("path", "update", "error"),
+    [
+        ("/engage", {"$token": TOKEN, "$set": {"a": 1}}, "$distinct_id is required"),
+        ("/groups", {"$token": TOKEN, "$group_key": "company_id", "$set": {}},
+         "$group_key and $group_id are required"),
+        ("/groups", {"$token": TOKEN, "$group_key": "company_id", "$group_id": "x",
+                     "$set": {"licensed_seats": 1e19}}, "licensed_seats is over"),
+        ("/engage", {"$token": TOKEN, "$distinct_id": "u"}, "needs one of"),
+        ("/engage", {"$token": "stranger", "$distinct_id": "u", "$set": {}}, "$token"),
+    ],
+)  # fmt: skip
+async def test_profile_refusals_come_in_mixpanels_shapes(
+    stack: Stack, path: str, update: dict[str, Any], error: str
+) -> None:
+    data = base64.b64encode(orjson.dumps(update)).decode()
+    verbose = await stack.client.get(path, params={"data": data, "verbose": "1"})
+    assert verbose.status_code in (400, 401)
+    assert verbose.json()["status"] == 0 and error in verbose.json()["error"]
+    plain = await stack.client.get(path, params={"data": data})
+    assert plain.text == "0"
+
+
+@pytest.mark.parametrize("seats", [1e19, 18446744073709551615, 3_000_000_000])
+async def test_an_import_of_a_contract_with_seats_past_storage_is_refused_as_out_of_range(
+    stack: Stack, seats: float
+) -> None:
+    """Issue 10, defect 1: /import answered 200 to these and the consumer then stopped."""
+    account = f"acct_{uuid.uuid4().hex[:8]}"
+    contract = _event(account, "Contract Signed", plan="smb", licensed_seats=seats)
+    good = _event(account)
+    response = await stack.client.post("/import", json=[contract, good], headers=_basic(TOKEN))
+    assert response.status_code == 400
+    [failed] = response.json()["failed_records"]
+    assert failed["index"] == 0 and failed["field"] == "properties.licensed_seats"
+    assert len(await _stored(stack, account, 1)) == 1  # the valid one, and ingest goes on
+    stack.pipeline.check()

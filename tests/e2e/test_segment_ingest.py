@@ -20,12 +20,14 @@ import pytest_asyncio
 from shared.analytics.registration import onboarding_id_for
 from shared.bus import topics
 from shared.plan_files import default_plans
+from shared.storage.events import EventRepository
 
 from .stack import BACKENDS, Stack, api_stack, fresh_database
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
 
 WRITE_KEY = "wk_e2e_test"
+RUDDER_KEY = "wk_e2e_rudder"  # declared a RudderStack source: RudderStack's limits
 PLAN = default_plans()["smb"]
 
 
@@ -36,7 +38,12 @@ async def stack(
     directory: Path = tmp_path_factory.mktemp("segment")
     async with (
         fresh_database(request.param, directory) as url,
-        api_stack(url, segment_write_keys=WRITE_KEY, timer_interval_seconds=3600) as running,
+        api_stack(
+            url,
+            segment_write_keys=WRITE_KEY,
+            rudderstack_write_keys=RUDDER_KEY,
+            timer_interval_seconds=3600,
+        ) as running,
     ):
         yield running
 
@@ -160,6 +167,35 @@ async def test_batch_over_500_kb_is_400(stack: Stack) -> None:
     assert "500 KB" in response.json()["message"]
 
 
+async def test_a_rudderstack_key_takes_batches_up_to_4_mb_and_a_segment_key_does_not(
+    stack: Stack,
+) -> None:
+    """rudder-sdk-python batches up to 4 MB: twenty 30 KB events in one request."""
+    account = f"acct_{uuid.uuid4().hex[:8]}"
+    items = [
+        _message("track", f"u{n}", event="Logged In", context={"groupId": account},
+                 properties={"blob": "x" * 30_000})
+        for n in range(20)
+    ]  # fmt: skip
+    body = orjson.dumps({"batch": items})
+    assert 500 * 1024 < len(body) < 4 * 1024 * 1024
+    segment = await stack.client.post("/v1/batch", content=body, headers=_basic(WRITE_KEY))
+    assert segment.status_code == 400 and "500 KB" in segment.json()["message"]
+    rudder = await stack.client.post("/v1/batch", content=body, headers=_basic(RUDDER_KEY))
+    assert (rudder.status_code, rudder.json()) == (200, {"success": True})
+    over = orjson.dumps({"batch": items * 7})  # past 4 MB
+    refused = await stack.client.post("/v1/batch", content=over, headers=_basic(RUDDER_KEY))
+    assert refused.status_code == 400 and "4 MB" in refused.json()["message"]
+    deadline = time.monotonic() + 30
+    while True:
+        async with stack.pipeline.sessionmaker() as session:
+            stored = await EventRepository(session).for_account(account)
+        if len(stored) == len(items) or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.05)
+    assert {e.id for e in stored} == {m["messageId"] for m in items}
+
+
 async def test_unknown_write_key_is_refused(stack: Stack) -> None:
     response = await stack.client.post(
         "/v1/batch",
@@ -203,3 +239,36 @@ async def test_json_nested_deeper_than_we_can_store_is_400(stack: Stack) -> None
     response = await stack.client.post("/v1/track", content=deep, headers=_basic(WRITE_KEY))
     assert response.status_code == 400
     assert response.json()["message"] == "the message is nested too deeply"
+
+
+@pytest.mark.parametrize(
+    "times",
+    [
+        {"timestamp": "0001-01-01T00:00:00+01:00"},
+        {"timestamp": "0001-01-01T00:00:00Z", "sentAt": "9999-12-31T23:59:59Z"},
+    ],
+)
+async def test_a_track_at_the_calendars_end_is_dead_lettered_and_ingest_goes_on(
+    stack: Stack, times: dict[str, str]
+) -> None:
+    """Issue 10, defect 1: this body stopped the consumer with OverflowError."""
+    account = f"acct_{uuid.uuid4().hex[:8]}"
+    poison = {"userId": "p", "event": "Logged In", "messageId": f"x-{account}",
+              "context": {"groupId": account}, **times}  # fmt: skip
+    response = await stack.client.post("/v1/track", json=poison, headers=_basic(WRITE_KEY))
+    assert (response.status_code, response.json()) == (200, {"success": True})
+    good = _message("track", "u1", event="Logged In", context={"groupId": account})
+    assert (await stack.client.post("/v1/track", json=good, headers=_basic(WRITE_KEY))).is_success
+    deadline = time.monotonic() + 30
+    while True:
+        stack.pipeline.check()  # the consumers are alive
+        async with stack.pipeline.sessionmaker() as session:
+            stored = await EventRepository(session).for_account(account)
+        if stored and await stack.pipeline.drained():
+            break
+        assert time.monotonic() < deadline, "the good track was not stored"
+        await asyncio.sleep(0.05)
+    assert [e.id for e in stored] == [good["messageId"]]
+    letters = [orjson.loads(m.value) for m in stack.pipeline.bus.messages(topics.EVENTS_DLQ)]
+    [letter] = [d for d in letters if f"x-{account}" in d["original"]]
+    assert letter["reason"] == "out_of_range"

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
-import pytest
 from sqlalchemy import text
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.ingest.consumer import IngestOptions, handle_batch, ingest_messages, run_ingest
+from services.ingest.consumer import IngestOptions, IngestResult, ingest_messages, run_ingest
 from shared.analytics.registration import onboarding_id_for
 from shared.bus import topics
 from shared.bus.memory import MemoryBus
@@ -45,6 +44,29 @@ def group(message_id: str, user: str, account: str, at: datetime) -> dict:
         "traits": {"name": account.title()},
         "timestamp": at.isoformat(),
     }
+
+
+async def consume(bus: MemoryBus, sessions: async_sessionmaker[AsyncSession]) -> IngestResult:
+    """Run the real consumer until it has committed every record; what its batches did."""
+    results: list[IngestResult] = []
+    task = asyncio.create_task(
+        run_ingest(bus, sessions, OPTIONS, clock=lambda: NOW, on_batch=results.append)
+    )
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 20
+    try:
+        while await bus.lag(topics.EVENTS, "ingest"):
+            assert not task.done(), task.result()
+            assert loop.time() < deadline, "the consumer did not catch up"
+            await asyncio.sleep(0.01)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    total = IngestResult()
+    for result in results:
+        total.add(result)
+    return total
 
 
 async def ingest(sessions: async_sessionmaker[AsyncSession], *messages: dict) -> Any:
@@ -133,9 +155,7 @@ async def test_a_malformed_message_goes_to_the_dlq_while_the_good_ones_are_proce
             ("acme", orjson.dumps({"batch": [track("m2", "u2", "X", NOW, account_id="acme"), 7]})),
         ],
     )
-    async with bus.subscribe(topics.EVENTS, "ingest") as subscription:
-        batch = await anext(aiter(subscription))
-        result = await handle_batch(batch, bus, sessions, OPTIONS, now=NOW)
+    result = await consume(bus, sessions)
 
     dead = [orjson.loads(m.value) for m in bus.messages(topics.EVENTS_DLQ)]
     assert [(d["reason"], d["offset"]) for d in dead] == [
@@ -167,9 +187,7 @@ async def test_a_batch_redelivered_after_a_crash_stores_nothing_twice_but_renoti
             session.begin(),
         ):  # crash after the DB commit, before the offsets
             await ingest_messages(session, [batch.messages[0].value], OPTIONS, received_at=NOW)
-    async with bus.subscribe(topics.EVENTS, "ingest") as subscription:
-        batch = await anext(aiter(subscription))
-        result = await handle_batch(batch, bus, sessions, OPTIONS, now=NOW)
+    result = await consume(bus, sessions)
     assert (result.accepted, result.duplicates) == (0, 1)
     assert [FactsNotice.decode(m.value) for m in bus.messages(topics.FACTS)] == [
         FactsNotice("acme", ("m1",))
@@ -285,9 +303,7 @@ async def test_a_record_the_database_refuses_is_dead_lettered_alone(
         track("m2", "u2", "Logged In", NOW, account_id="acme"),
     ]
     await bus.publish_many(topics.EVENTS, [("acme", orjson.dumps(r)) for r in records])
-    async with bus.subscribe(topics.EVENTS, "ingest") as subscription:
-        batch = await anext(aiter(subscription))
-        result = await handle_batch(batch, bus, sessions, OPTIONS, now=NOW)
+    result = await consume(bus, sessions)
 
     dead = [orjson.loads(m.value) for m in bus.messages(topics.EVENTS_DLQ)]
     assert [(d["reason"], d["offset"]) for d in dead] == [("storage_error", 1)]
@@ -299,18 +315,23 @@ async def test_a_record_the_database_refuses_is_dead_lettered_alone(
     assert await bus.lag(topics.EVENTS, "ingest") == 0
 
 
-async def test_a_batch_the_database_refuses_entirely_is_not_committed(
+async def test_a_poison_record_alone_in_its_batch_is_dead_lettered_and_consumption_goes_on(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    """Every record refused is a broken database, not a poison message: the batch fails and
-    stays uncommitted, to be redelivered, instead of dead-lettering everything."""
+    """A record the database refuses is a dead letter even when it is the whole batch (the
+    head of a partition): the consumer commits past it and stores what follows."""
     await refuse_event_id(sessions, "poison-1")
     bus = MemoryBus()
     poison = track("poison-1", "u1", "Logged In", NOW, account_id="acme")
     await bus.publish(topics.EVENTS, "acme", orjson.dumps(poison))
-    async with bus.subscribe(topics.EVENTS, "ingest") as subscription:
-        batch = await anext(aiter(subscription))
-        with pytest.raises(IntegrityError):
-            await handle_batch(batch, bus, sessions, OPTIONS, now=NOW)
-    assert bus.messages(topics.EVENTS_DLQ) == []
-    assert await bus.lag(topics.EVENTS, "ingest") == 1
+    first = await consume(bus, sessions)
+    await bus.publish(
+        topics.EVENTS, "acme", orjson.dumps(track("m1", "u1", "Logged In", NOW, account_id="acme"))
+    )
+    second = await consume(bus, sessions)
+    dead = [orjson.loads(m.value) for m in bus.messages(topics.EVENTS_DLQ)]
+    assert [(d["reason"], d["offset"]) for d in dead] == [("storage_error", 0)]
+    assert "poison" in dead[0]["error"]
+    assert (first.accepted, second.accepted) == (0, 1)
+    async with sessions() as session:
+        assert [e.id for e in await EventRepository(session).for_account("acme")] == ["m1"]

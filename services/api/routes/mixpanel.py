@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -37,7 +38,7 @@ from services.api.ingest_requests import (
     publish_records,
     read_body,
 )
-from shared.analytics.event import RECEIVED_AT, SOURCE_MARKER
+from shared.analytics.event import DELIVERY, RECEIVED_AT, SOURCE_MARKER
 from shared.analytics.mixpanel import MIXPANEL, normalize_mixpanel
 from shared.analytics.normalize import InvalidMessage
 from shared.analytics.registration import contract_terms, is_contract_signed
@@ -46,7 +47,13 @@ from shared.observability.metrics import HTTP_INGESTED
 MAX_TRACK_BYTES = 1024 * 1024
 MAX_IMPORT_BYTES = 10 * 1024 * 1024
 MAX_EVENTS = 2000
-_REASONS = {400: "Bad Request", 401: "Unauthorized", 413: "Payload Too Large", 503: "Unavailable"}
+_REASONS = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    413: "Payload Too Large",
+    414: "URI Too Long",
+    503: "Unavailable",
+}
 
 router = APIRouter(tags=["mixpanel ingest"])
 
@@ -112,17 +119,28 @@ async def track(request: Request, runtime: RuntimeDep) -> Response:
         return _track_reply(verbose, exc.status, exc.message)
 
 
-router.add_api_route("/track", track, methods=["POST"], name="mixpanel_track")
-router.add_api_route("/track", track, methods=["GET"], name="mixpanel_track_get")
+def add_get_and_post(path: str, endpoint: Any, name: str) -> None:
+    """``path`` on POST and GET (the SDKs send both), each with an OpenAPI id of its own."""
+    router.add_api_route(path, endpoint, methods=["POST"], name=name)
+    router.add_api_route(path, endpoint, methods=["GET"], name=f"{name}_get")
 
 
-@router.post("/import", name="mixpanel_import")
+add_get_and_post("/track", track, "mixpanel_track")
+
+
 async def import_events(request: Request, runtime: RuntimeDep) -> Response:
-    """Batches from servers (≤2,000 events, ≤10 MB); ``strict=1`` reports each bad event."""
-    verbose = request.query_params.get("verbose") == "1"
+    """Batches from servers (≤2,000 events, ≤10 MB); ``strict=1`` reports each bad event.
+
+    Replies as the client asks: ``verbose=1`` → ``{"status": 1|0, "error"}`` (the SDKs'
+    verbose mode); ``verbose=0`` → the legacy ``1``/``0`` (mixpanel-node's default) unless
+    ``project_id`` names the newer API; otherwise ``{"code", "num_records_imported",
+    "status"}``."""
+    mode = _import_mode(request.query_params.get("verbose"))
     try:
         payload = await _read(request, MAX_IMPORT_BYTES)
-        verbose = payload.flag("verbose", False)
+        mode = _import_mode(payload.params.get("verbose"))
+        if mode == "legacy" and payload.params.get("project_id", "").strip():
+            mode = "json"  # the newer /import (service accounts) always answers JSON
         _require_bus(runtime)
         events = _parse_events(payload)
         _authorize_import(request, runtime, payload, events)
@@ -134,18 +152,35 @@ async def import_events(request: Request, runtime: RuntimeDep) -> Response:
         HTTP_INGESTED.labels("mixpanel_import", "accepted").inc(len(published))
         if failures and strict:
             HTTP_INGESTED.labels("mixpanel_import", "rejected").inc(len(failures))
-            body = _import_body(verbose, 400, _summary(failures, len(events)))
+            message = _summary(failures, len(events))
+            if mode == "legacy":
+                return PlainTextResponse("0", 400)
+            body = _import_body(mode == "verbose", 400, message)
             body["num_records_imported"] = len(accepted)
             body["failed_records"] = [f.to_dict() for f in failures]
             return JSONResponse(body, 400)
-        status: int | str = 1 if verbose else "OK"
+        if mode == "legacy":
+            return PlainTextResponse("1")
+        status: int | str = 1 if mode == "verbose" else "OK"
         return JSONResponse(
             {"code": 200, "num_records_imported": len(accepted), "status": status}
-            | ({"error": None} if verbose else {})
+            | ({"error": None} if mode == "verbose" else {})
         )
     except MixpanelError as exc:
         HTTP_INGESTED.labels("mixpanel_import", "rejected").inc()
-        return JSONResponse(_import_body(verbose, exc.status, exc.message), exc.status)
+        if mode == "legacy":
+            return PlainTextResponse("0", exc.status)
+        return JSONResponse(_import_body(mode == "verbose", exc.status, exc.message), exc.status)
+
+
+add_get_and_post("/import", import_events, "mixpanel_import")
+
+
+def _import_mode(verbose: str | None) -> str:
+    """``verbose`` (1), ``legacy`` (0) or ``json`` (not given) — see ``import_events``."""
+    if verbose is None:
+        return "json"
+    return "verbose" if verbose.strip().lower() in ("1", "true") else "legacy"
 
 
 def _track_reply(verbose: bool, status: int, error: str | None) -> Response:
@@ -279,6 +314,8 @@ def _authorize_import(
     """Service account ``user:secret`` + ``project_id``, token or API secret as Basic user,
     or (no Basic) the events' own tokens."""
     user, secret = basic_credentials(request.headers.get("authorization", ""))
+    if user is None and payload.params.get("api_key"):
+        user = payload.params["api_key"]  # the legacy API key parameter (mixpanel-node's key)
     if user is not None and secret and not payload.params.get("project_id", "").strip():
         raise MixpanelError(400, "project_id is required with service account credentials")
     allowed = runtime.settings.mixpanel_tokens
@@ -316,6 +353,8 @@ def _check(
             accepted.append(record)
         except InvalidMessage as error:
             failures.append(Failure(index, _insert_id(event), error.field or "", str(error)))
+        except Exception as error:  # anything else a hostile event trips is its failure too
+            failures.append(Failure(index, _insert_id(event), "", f"unreadable event: {error}"))
     return accepted, failures
 
 
@@ -326,10 +365,21 @@ def _insert_id(event: Any) -> str | None:
 
 def _stamped(event: Any, stamp: str) -> Any:
     """The record for the bus: an event object marked as Mixpanel's and stamped with its
-    arrival (``stamp``, ISO-8601); anything else (to be dead-lettered) as it came."""
-    if isinstance(event, dict):
-        return {**event, SOURCE_MARKER: MIXPANEL, RECEIVED_AT: stamp}
-    return event
+    arrival (``stamp``, ISO-8601); anything else (to be dead-lettered) as it came. An event
+    with neither ``$insert_id`` nor ``time`` is also stamped with a delivery id: nothing of
+    the client's identifies it, so each delivery is an event of its own (as Mixpanel counts
+    it), while a redelivery of this record inside firstvalue stays one."""
+    if not isinstance(event, dict):
+        return event
+    record = {**event, SOURCE_MARKER: MIXPANEL, RECEIVED_AT: stamp}
+    properties = event.get("properties")
+    if (
+        isinstance(properties, dict)
+        and not properties.get("$insert_id")
+        and properties.get("time") is None
+    ):
+        record[DELIVERY] = uuid.uuid4().hex
+    return record
 
 
 def _records(
@@ -349,3 +399,10 @@ def _require_bus(runtime: Runtime) -> None:
 async def _publish(runtime: Runtime, records: Sequence[Any]) -> None:
     if records and runtime.bus is not None:
         await publish_records(runtime.bus, runtime.settings, records)
+
+
+# The profile routes (/engage, /groups) join this router, so the app serves every Mixpanel
+# endpoint through one include; imported last, as they use this module's request functions.
+from services.api.routes import mixpanel_profiles  # noqa: E402
+
+mixpanel_profiles.add_routes()

@@ -2,16 +2,18 @@
 
 Wire rules from the vendor (see INGEST-FORMATS): ``/v1/batch`` and one route per call type;
 write key as HTTP Basic user or body ``writeKey`` (checked when
-``FIRSTVALUE_SEGMENT_WRITE_KEYS`` is set); 200 ``{"success": true}``; 400 ``{"code",
-"message"}`` only for invalid JSON or oversize (32 KB per message, 500 KB and 2,500 items per
-batch) — older SDKs retry forever on any other error shape. Accepted messages are published
-to ``analytics.events``, one record per message stamped with ``receivedAt`` and
-``_source``; the ingest consumer validates, dedupes and attributes them, and dead-letters
-the ones it cannot use.
+``FIRSTVALUE_SEGMENT_WRITE_KEYS`` or ``FIRSTVALUE_RUDDERSTACK_WRITE_KEYS`` is set); 200
+``{"success": true}``; 400 ``{"code", "message"}`` only for invalid JSON or oversize (32 KB
+per message, 500 KB and 2,500 items per batch; 4 MB per batch for a RudderStack write key,
+sent as the Basic user) — older SDKs retry forever on any other error shape. Accepted
+messages are published to ``analytics.events``, one record per message stamped with
+``receivedAt`` and ``_source``; the ingest consumer validates, dedupes and attributes them,
+and dead-letters the ones it cannot use.
 """
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,12 +30,13 @@ from services.api.ingest_requests import (
     publish_records,
     read_body,
 )
-from shared.analytics.event import RECEIVED_AT
+from shared.analytics.event import DELIVERY, RECEIVED_AT
 from shared.analytics.normalize import split_segment_batch
 from shared.observability.metrics import HTTP_INGESTED
 
 MAX_MESSAGE_BYTES = 32 * 1024
 MAX_BATCH_BYTES = 500 * 1024
+MAX_RUDDERSTACK_BATCH_BYTES = 4 * 1024 * 1024  # RudderStack's gateway limit per request
 MAX_BATCH_ITEMS = 2500
 SINGLE_TYPES = ("track", "identify", "group", "page", "screen", "alias")
 
@@ -55,7 +58,7 @@ class SegmentError(Exception):
 async def batch(request: Request, runtime: RuntimeDep) -> JSONResponse:
     """``{"batch": [...], "context"?, "integrations"?, "sentAt"?, "writeKey"?}``."""
     try:
-        body = await _body(request, MAX_BATCH_BYTES)
+        body = await _body(request, _batch_limit(request, runtime))
         items = body.get("batch")
         if not isinstance(items, list):
             raise SegmentError(400, "invalid_request", "'batch' must be a list of messages")
@@ -109,6 +112,8 @@ async def _accept(
         if isinstance(message, dict):
             message.pop("writeKey", None)
             message[RECEIVED_AT] = received_at.isoformat()  # ours, as Segment's servers set it
+            if not message.get("messageId") and message.get("timestamp") is None:
+                message[DELIVERY] = uuid.uuid4().hex  # nothing identifies it: one per delivery
     try:
         await publish_records(runtime.bus, runtime.settings, messages)
     except orjson.JSONEncodeError as exc:  # a batch-level context nested too deeply
@@ -117,9 +122,19 @@ async def _accept(
     return JSONResponse({"success": True})
 
 
+def _batch_limit(request: Request, runtime: Runtime) -> int:
+    """A batch's byte limit, known before its body is read: RudderStack's 4 MB for a write
+    key declared a RudderStack source (its SDKs send the key as the Basic user), else
+    Segment's 500 KB."""
+    user = basic_credentials(request.headers.get("authorization", ""))[0]
+    rudder = runtime.settings.rudderstack_write_keys
+    return MAX_RUDDERSTACK_BATCH_BYTES if user is not None and user in rudder else MAX_BATCH_BYTES
+
+
 def _check_write_key(request: Request, runtime: Runtime, body_key: object) -> None:
     """Either key the client sent (Basic user or body) must be a configured one."""
-    allowed = runtime.settings.segment_write_keys
+    settings = runtime.settings
+    allowed = [*settings.segment_write_keys, *settings.rudderstack_write_keys]
     if not allowed:
         return  # embedded/dev mode: any write key
     sent = (basic_credentials(request.headers.get("authorization", ""))[0], body_key)

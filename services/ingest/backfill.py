@@ -2,7 +2,8 @@
 too) into facts, resumable, ending in the same state as live ingestion of the same events.
 
 Each batch of lines goes through ``ingest_messages`` — the live consumer's own normalise,
-attribute, dedupe and store code — in one transaction, then the checkpoint is saved. Events
+attribute, dedupe and store code, and its dead-letter rule — in one transaction, then the
+checkpoint is saved. Events
 are stored directly instead of being published to ``analytics.events``: same code, same
 event ids, same facts, but no broker needed, no consumer to wait for, and the file offset
 is the only cursor to keep. A crash between a commit and its checkpoint makes the rerun
@@ -19,7 +20,6 @@ stay in the outbox for the running milestones service to relay.
 from __future__ import annotations
 
 import base64
-import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
@@ -31,16 +31,10 @@ from typing import Any
 import orjson
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from firstvalue.backfill_checkpoint import Checkpoint, CheckpointError, Counts, FileState
-from firstvalue.ndjson import MAX_LINE_BYTES, ExportFile, Line, fingerprint
-from services.ingest.consumer import (
-    STORAGE_ERRORS,
-    IngestOptions,
-    IngestResult,
-    Rejected,
-    ingest_messages,
-    one_by_one,
-)
+from services.ingest.backfill_checkpoint import Checkpoint, CheckpointError, Counts, FileState
+from services.ingest.ndjson import MAX_LINE_BYTES, ExportFile, Line, fingerprint
+from services.ingest.outcome import IngestResult
+from services.ingest.records import IngestOptions, ingest_messages
 from shared.analytics.event import SOURCE_MARKER
 from shared.bus.bus import Bus
 from shared.bus.factory import create_bus
@@ -65,7 +59,6 @@ __all__ = [
     "run",
 ]
 
-log = logging.getLogger(__name__)
 FORMATS = ("auto", "segment", "mixpanel")
 DEFAULT_BATCH_SIZE = 1000
 PROJECT_CHUNK = 50  # accounts per projection transaction, as in the milestones consumer
@@ -294,31 +287,11 @@ class _Job:
         self.observer.batch_stored(path, position, counts)
 
     async def _ingest(self, items: Sequence[Mapping[str, Any] | bytes]) -> IngestResult:
-        """One transaction; if the database refuses it, each line alone (isolating the
-        poison line as ``storage_error`` instead of stalling the backfill on it)."""
+        """One transaction; a line that cannot be decoded or stored comes back as a dead
+        letter (the consumer's rule), so a poison line never stalls the backfill."""
         now = self.clock()
-        try:
-            async with self.sessionmaker() as session, session.begin():
-                return await ingest_messages(session, items, self.options, received_at=now)
-        except STORAGE_ERRORS:
-            log.exception("a batch failed to store; retrying its lines one by one")
-
-        async def ingest_alone(item: Mapping[str, Any] | bytes) -> IngestResult:
-            async with self.sessionmaker() as session, session.begin():
-                return await ingest_messages(session, [item], self.options, received_at=now)
-
-        try:
-            stored, refused = await one_by_one(items, ingest_alone)
-        except STORAGE_ERRORS as error:
-            raise BackfillError(f"the database refuses every line: {error}") from error
-        result = IngestResult()
-        for index, one in stored:  # each line alone: its rejections are line ``index``'s
-            result.add(one)
-            result.rejected.extend(
-                Rejected(index, r.reason, r.error, r.original) for r in one.rejected
-            )
-        result.rejected.extend(Rejected(i, "storage_error", str(e)) for i, e in refused)
-        return result
+        async with self.sessionmaker() as session, session.begin():
+            return await ingest_messages(session, items, self.options, received_at=now)
 
     def _write_rejects(self, path: Path, rejects: list[tuple[int, str, str, bytes]]) -> int:
         with rejected_path(path).open("ab") as f:
