@@ -39,6 +39,7 @@ from shared.domain.plans import Plan
 log = logging.getLogger(__name__)
 Record = Mapping[str, Any] | bytes  # a record's bytes, or its decoded JSON object
 
+
 @dataclass(frozen=True)
 class IngestOptions:
     plan_keys: frozenset[str]
