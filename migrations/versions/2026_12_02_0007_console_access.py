@@ -1,7 +1,7 @@
 """console sessions and customer share links
 
 Revision ID: 2026_12_02_0007
-Revises: 2026_11_23_0004
+Revises: 2026_12_02_0006
 Create Date: 2026-12-02 02:00:00+00:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "2026_12_02_0007"
-down_revision: str | None = "2026_11_23_0004"
+down_revision: str | None = "2026_12_02_0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
