@@ -1,6 +1,6 @@
 """Usage events bulk-loaded with ``COPY``, in exactly the form ingest stores them.
 
-Rows are made by ingest's own decoding (``services.ingest.consumer.decode``) and its account
+Rows are made by ingest's own decoding (``services.ingest.records.decode``) and its account
 attribution, so ids (the Segment ``messageId``), names, times and property documents are
 what ``firstvalue ingest`` would have written for the same messages; only the statement
 differs (``COPY`` instead of the batch insert).
@@ -14,8 +14,9 @@ from typing import Any
 
 import orjson
 
-from services.ingest.consumer import IngestOptions, Rejected, decode
 from services.ingest.identity import account_named_by
+from services.ingest.outcome import DeadLetter
+from services.ingest.records import IngestOptions, decode
 
 EVENT_COLUMNS = (
     "id", "account_id", "user_id", "name", "occurred_at", "properties", "source", "recorded_at",
@@ -31,7 +32,7 @@ def stored_rows(
     rows = []
     for message in messages:
         for event in decode(orjson.dumps(message), received_at, options):
-            if isinstance(event, Rejected):
+            if isinstance(event, DeadLetter):
                 raise ValueError(f"ingest refuses a generated message: {event.reason}")
             account = account_named_by(event, options.account_property)
             if account is None:
