@@ -24,6 +24,7 @@ from shared.domain.facts import OnboardingRegistered
 from shared.domain.plans import Plan
 from shared.domain.state import OnboardingState
 from shared.domain.transitions import ESCALATION_TRANSITIONS, Transition, transitions
+from shared.observability.metrics import UNPROJECTABLE
 from shared.projection.errors import UnknownOnboarding, UnknownPlan
 from shared.projection.folded import fold_page
 from shared.storage.onboardings import OnboardingRepository
@@ -126,6 +127,8 @@ async def project_many(
     states, errors = await _project_page(session, plans, onboarding_ids, now)
     for error in errors:
         log.error("not projected: %s", error)
+        reason = "unknown_plan" if isinstance(error, UnknownPlan) else "unknown_onboarding"
+        UNPROJECTABLE.labels(reason).inc()
     return states
 
 

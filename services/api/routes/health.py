@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
-from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from services.api.dependencies import RuntimeDep
+from shared.storage.onboardings import OnboardingRepository
 
 router = APIRouter(tags=["operations"])
 
@@ -20,11 +20,14 @@ async def healthz() -> dict[str, str]:
 
 @router.get("/readyz")
 async def readyz(runtime: RuntimeDep) -> JSONResponse:
-    """Ready when the database answers a trivial query."""
+    """Ready when the database answers; also how many onboardings use a plan this server
+    does not load (they cannot be projected: never silent)."""
     try:
         async with runtime.sessionmaker() as session:
-            await session.execute(text("SELECT 1"))
+            off_plan = await OnboardingRepository(session).count_off_plans(runtime.plans)
     except (SQLAlchemyError, OSError) as exc:
         body = {"error": {"code": "unavailable", "message": f"database unreachable: {exc}"}}
         return JSONResponse(body, status_code=503)
+    if off_plan:
+        return JSONResponse({"status": "ready", "unprojectable_onboardings": off_plan})
     return JSONResponse({"status": "ready"})
