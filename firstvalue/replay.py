@@ -1,7 +1,8 @@
 """The database side of ``firstvalue plans diff`` and ``firstvalue replay``: page through
-every onboarding, load its facts, and either evaluate it under two plan sets (diff: a dry
-run, nothing written) or re-project it under the current plans (replay: the projector's
-own path, one transaction per page, transitions queued in the outbox).
+every onboarding and either fold it under two plan sets (diff: a dry run, nothing written)
+or re-project it under the current plans (replay: the projector's own path, one transaction
+per page, transitions queued in the outbox). Both read only the rule events the plans name
+and the accounts' activity summaries, never whole histories.
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from firstvalue.plans_diff import DiffReport, compare
-from shared.domain.evaluate import evaluate
+from shared.domain.facts import OnboardingRegistered
 from shared.domain.plans import Plan
+from shared.projection.folded import fold_page
 from shared.projection.projector import project_many
 from shared.storage.onboardings import OnboardingRepository
 
-PAGE = 500  # onboardings per transaction: a few statements each, ~50,000 events read
+PAGE = 500  # onboardings per transaction: a few statements each
 IN_FLIGHT = 2  # pages projected at once per process (PostgreSQL)
 Progress = Callable[[int], object]  # called with how many onboardings a page held
 
@@ -60,22 +62,21 @@ async def diff_database(
     """Evaluate every onboarding under ``old`` and ``new`` at ``now``; read-only."""
     report = DiffReport()
     async for ids in _pages(sessionmaker):
+        pairs: list[tuple[OnboardingRegistered, Plan, Plan]] = []
         async with sessionmaker() as session:
-            onboardings = OnboardingRepository(session)
-            registrations = await onboardings.registrations(ids)  # gone since: left out
-            facts = await onboardings.facts_for_many(registrations.values())
-        for onboarding_id, registration in registrations.items():
-            before, after = old.get(registration.plan_key), new.get(registration.plan_key)
-            if before is None or after is None:
-                side = "OLD" if before is None else "NEW"
-                report.skipped[f"plan {registration.plan_key!r} not in {side}"] += 1
-                continue
-            report.add(
-                compare(
-                    evaluate(before, registration, facts[onboarding_id], now),
-                    evaluate(after, registration, facts[onboarding_id], now),
-                )
-            )
+            registrations = await OnboardingRepository(session).registrations(ids)
+            for registration in registrations.values():  # gone since: left out
+                before, after = old.get(registration.plan_key), new.get(registration.plan_key)
+                if before is None or after is None:
+                    side = "OLD" if before is None else "NEW"
+                    report.skipped[f"plan {registration.plan_key!r} not in {side}"] += 1
+                    continue
+                pairs.append((registration, before, after))
+            # Folded from no prior: only the events the plans' rules and signals need.
+            olds = await fold_page(session, [(r, b) for r, b, _ in pairs], {}, {}, now)
+            news = await fold_page(session, [(r, a) for r, _, a in pairs], {}, {}, now)
+        for was, will in zip(olds, news, strict=True):
+            report.add(compare(was.state, will.state))
         on_page(len(ids))
     report.diffs.sort(key=lambda d: (d.plan_key, d.account_name or "", d.onboarding_id))
     return report

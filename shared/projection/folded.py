@@ -88,8 +88,16 @@ async def fold_page(
     )
     loaded = {a: Loaded() for a in accounts}
     done: dict[str, OnboardingState] = {}
+    # Without a prior every rule is read from signature on (no window opens earlier): one
+    # round instead of one per anchor.
+    wanted: list[tuple[str, Span]] = [
+        (r.account_id, Span(tuple(sorted(rule_names([p]))), r.at, now))
+        for r, p in chosen
+        if r.onboarding_id not in priors and rule_names([p]) and r.at <= now
+    ]
+    await _read(session, wanted, loaded)
     for _ in range(MAX_ROUNDS):
-        wanted: list[tuple[str, Span]] = []
+        wanted = []
         for r, plan in chosen:
             if r.onboarding_id in done:
                 continue
@@ -112,10 +120,7 @@ async def fold_page(
             wanted += [(r.account_id, span) for span in needs]
         if not wanted:
             break
-        rows = [(a, n, s.since, s.until) for a, s in wanted for n in s.names]
-        read = await account_events.in_spans(session, rows)
-        for a, span in wanted:
-            loaded[a].add(span, (e for e in read[a] if e.name in span.names))
+        await _read(session, wanted, loaded)
     else:
         raise RuntimeError("folding did not settle: a plan whose anchors never stabilise")
     return [
@@ -129,6 +134,21 @@ async def fold_page(
         )
         for r, _ in chosen
     ]
+
+
+async def _read(
+    session: AsyncSession, wanted: Sequence[tuple[str, Span]], loaded: Mapping[str, Loaded]
+) -> None:
+    """Read the spans (one query for all of them) into each account's ``Loaded``."""
+    if not wanted:
+        return
+    rows = [(a, n, s.since, s.until) for a, s in wanted for n in s.names]
+    read = await account_events.in_spans(session, rows)
+    for a, span in wanted:
+        loaded[a].add(
+            span,
+            (e for e in read[a] if e.name in span.names and span.since <= e.at <= span.until),
+        )
 
 
 def _iso(moment: datetime | None) -> str | None:
