@@ -73,11 +73,14 @@ async def fold_page(
             seen = int(priors[r.onboarding_id][1]["seq"])
             after[r.account_id] = min(seen, after.get(r.account_id, seen))
     fresh = await account_events.stored_since(session, after, rule_names(p for _, p in chosen))
-    days = await activity_days.days(session, accounts, through=now.date())
-    straddling = [a for a in accounts if straddles(days[a], now)]
+    days = await activity_days.compact_days(
+        session, {r.onboarding_id: r.account_id for r, _ in chosen}, now.date()
+    )
+    straddling = {r.account_id for r, _ in chosen if straddles(days[r.onboarding_id], now)}
     today = await activity_days.day_upto(session, straddling, now)
-    for a in straddling:
-        days[a] = upto(days[a], today[a], now)
+    for r, _ in chosen:
+        if r.account_id in straddling:
+            days[r.onboarding_id] = upto(days[r.onboarding_id], today[r.account_id], now)
     ahead = (
         dict.fromkeys(accounts)
         if as_of
@@ -109,7 +112,7 @@ async def fold_page(
                 plan,
                 r,
                 manual[r.onboarding_id],
-                days[r.account_id],
+                days[r.onboarding_id],
                 prior,
                 loaded[r.account_id],
                 ahead[r.account_id],

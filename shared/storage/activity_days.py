@@ -2,23 +2,29 @@
 
 The event insert keeps both (``EventRepository``: on PostgreSQL inside its one statement,
 on SQLite through ``next_sequences`` and ``add`` here). The projector reads the summaries
-(``days``) and, for the day that straddles ``now``, that day's events (``day_upto``).
+compacted (``compact_days``) and, for a day that straddles ``now``, its events
+(``day_upto``).
 ``rebuild`` makes both right again for accounts whose events were loaded around the
 repository (a bulk ``COPY``): run it once after such a load, before projecting.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, time
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, select, text, update
+from sqlalchemy import bindparam, case, delete, func, literal, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.domain.activity import ActivityDay
 from shared.storage import dialect
-from shared.storage.tables import AccountSequenceRecord, ActivityDayRecord, EventRecord
+from shared.storage.tables import (
+    AccountSequenceRecord,
+    ActivityDayRecord,
+    EventRecord,
+    OnboardingRecord,
+)
 
 IDS_PER_QUERY = 1000
 
@@ -95,19 +101,59 @@ def _day(record: ActivityDayRecord) -> ActivityDay:
     )
 
 
-async def days(
-    session: AsyncSession, account_ids: Collection[str], *, through: date
+async def compact_days(
+    session: AsyncSession, onboardings: Mapping[str, str], today: date
 ) -> dict[str, list[ActivityDay]]:
-    """Each account's summaries of days up to ``through`` (every account a key)."""
-    found: dict[str, list[ActivityDay]] = {a: [] for a in account_ids}
-    ordered = sorted(found)
-    a = ActivityDayRecord
-    for start in range(0, len(ordered), IDS_PER_QUERY):
-        stmt = select(a).where(
-            a.account_id.in_(ordered[start : start + IDS_PER_QUERY]), a.day <= through
-        )
-        for record in (await session.scalars(stmt)).all():
-            found[record.account_id].append(_day(record))
+    """``activity.compact`` of each onboarding's account summaries up to ``today``, grouped
+    by the database (about three rows a day, not one per user and day); ``onboardings``
+    maps onboarding id → account id, the champion comes from the registration."""
+    found: dict[str, list[ActivityDay]] = {i: [] for i in onboardings}
+    if not found:
+        return found
+    a, o = ActivityDayRecord, OnboardingRecord
+    ids = sorted(found)
+    klass = case(
+        (a.user_key == "", 0), (a.user_key == literal("u:") + o.champion_user_id, 1), else_=2
+    )
+    joined = (
+        select()
+        .select_from(a)
+        .join(o, o.account_id == a.account_id)
+        .where(o.onboarding_id.in_(ids), a.day < today)
+    )
+    spans = joined.with_only_columns(
+        o.onboarding_id, o.champion_user_id, a.day, klass, func.min(a.first_at), func.max(a.last_at)
+    ).group_by(o.onboarding_id, o.champion_user_id, a.day, klass)
+    lasts = (
+        joined.with_only_columns(o.onboarding_id, a.user_key, func.max(a.last_at))
+        .where(klass == 2)
+        .group_by(o.onboarding_id, a.user_key)
+    )
+    last: dict[str, dict[str, datetime]] = {i: {} for i in ids}
+    for onboarding, key, at in (await session.execute(lasts)).all():
+        last[onboarding][key[2:]] = _utc(at)
+    day_span: dict[tuple[str, date], tuple[datetime, datetime]] = {}
+    for onboarding, champion, day, k, first, end in (await session.execute(spans)).all():
+        first, end = _utc(first), _utc(end)
+        seen = day_span.get((onboarding, day), (first, end))
+        day_span[(onboarding, day)] = (min(seen[0], first), max(seen[1], end))
+        if k == 1:
+            found[onboarding].append(ActivityDay(champion, day, first, end))
+        elif k == 2:
+            mine = last[onboarding]
+            latest = max(mine, key=lambda u: (mine[u], u))
+            found[onboarding].append(ActivityDay(latest, day, first, end))
+    for (onboarding, day), (first, end) in day_span.items():
+        found[onboarding].append(ActivityDay(None, day, first, end))
+    for onboarding, mine in last.items():
+        found[onboarding] += [ActivityDay(u, at.date(), at, at) for u, at in mine.items()]
+    accounts = sorted(set(onboardings.values()))
+    stmt = select(a).where(a.account_id.in_(accounts), a.day == today)
+    todays: dict[str, list[ActivityDay]] = {}
+    for record in (await session.scalars(stmt)).all():
+        todays.setdefault(record.account_id, []).append(_day(record))
+    for onboarding, account in onboardings.items():
+        found[onboarding] += todays.get(account, [])
     return found
 
 

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.domain.activity import ActivityDay, straddles, summarize, upto
+from shared.domain.activity import ActivityDay, compact, straddles, summarize, upto
 from shared.domain.evaluate import evaluate
 from shared.domain.facts import EventObserved, Fact
 from shared.domain.folding import Loaded, Prior, fold
@@ -84,7 +84,7 @@ class Store:
 def _days(events: list[EventObserved], now: datetime, until_now: bool) -> list[ActivityDay]:
     """The projector's activity read: the stored summaries, and ``now``'s day from the
     events when it straddles ``now`` (or, ``as_of``, when later events must not exist)."""
-    stored = summarize(events)
+    stored = compact(summarize(e for e in events if e.at.date() <= now.date()), "u00", now.date())
     if not straddles(stored, now):
         return stored
     today = summarize(e for e in events if e.at.date() == now.date() and e.at <= now)
