@@ -173,6 +173,24 @@ def progress_source(
     return progress_of
 
 
+def trailing(
+    plan: Plan, registration: OnboardingRegistered, prior: OnboardingState, now: datetime
+) -> list[Span]:
+    """The spans a fold from ``prior`` will ask for whatever else changed: each unfinished
+    rolling rule's events from ``prior.as_of - days`` (read up front: one round, not two)."""
+    before = {s.key: s for s in prior.milestones}
+    found = []
+    for m in plan.milestones:
+        rule, was = m.rule, before.get(m.key)
+        window = rule.within if rule else None
+        if rule is None or window is None or window.anchor != "rolling" or was is None:
+            continue
+        if was.completed_at is None and was.count and now >= prior.as_of:
+            since = max(registration.at, prior.as_of - timedelta(days=window.days))
+            found.append(Span(rule.events, since, now))
+    return found
+
+
 def fold(
     plan: Plan,
     registration: OnboardingRegistered,

@@ -21,22 +21,32 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shared.domain.activity import straddles, upto
 from shared.domain.codec import state_from_dict
 from shared.domain.facts import OnboardingRegistered
-from shared.domain.folding import Loaded, Prior, Span, fold, rule_names, rules_digest
+from shared.domain.folding import (
+    Loaded,
+    Prior,
+    Span,
+    fold,
+    rule_names,
+    rules_digest,
+    trailing,
+)
 from shared.domain.plans import Plan
 from shared.domain.state import OnboardingState
 from shared.storage import account_events, activity_days
 from shared.storage.onboardings import OnboardingRepository
 from shared.storage.projections import ProjectionRepository
 
-MAX_ROUNDS = 12  # a round per stage at most, in practice two or three
+MAX_ROUNDS = 8  # a round per stage at most, in practice one to three
 
 
 @dataclass(frozen=True)
 class Folded:
-    """One onboarding's state and the fold record to store beside it."""
+    """One onboarding's state, the fold record to store beside it, and its stored state
+    decoded (None: none, or one that no longer decodes)."""
 
     state: OnboardingState
     fold: dict[str, Any]
+    previous: OnboardingState | None = None
 
 
 def _prior_state(stored: dict[str, Any] | None) -> OnboardingState | None:
@@ -62,9 +72,10 @@ async def fold_page(
     seqs = await account_events.sequences(session, accounts)
     digests = {r.onboarding_id: rules_digest(p) for r, p in chosen}
     priors: dict[str, tuple[OnboardingState, dict[str, Any]]] = {}
+    previous = {r.onboarding_id: _prior_state(stored.get(r.onboarding_id)) for r, _ in chosen}
     for r, _ in chosen:
         record = folds.get(r.onboarding_id)
-        state = _prior_state(stored.get(r.onboarding_id))
+        state = previous[r.onboarding_id]
         if record and state and record.get("digest") == digests[r.onboarding_id]:
             priors[r.onboarding_id] = (state, record)
     after: dict[str, int] = {}
@@ -91,16 +102,21 @@ async def fold_page(
     )
     loaded = {a: Loaded() for a in accounts}
     done: dict[str, OnboardingState] = {}
-    # Without a prior every rule is read from signature on (no window opens earlier): one
-    # round instead of one per anchor.
-    wanted: list[tuple[str, Span]] = [
-        (r.account_id, Span(tuple(sorted(rule_names([p]))), r.at, now))
+    # Every rule from signature (no window opens earlier): read at once for an onboarding
+    # without a prior (one round, not one per anchor), and as the last resort for all.
+    whole = {
+        r.onboarding_id: (r.account_id, Span(tuple(sorted(rule_names([p]))), r.at, now))
         for r, p in chosen
-        if r.onboarding_id not in priors and rule_names([p]) and r.at <= now
-    ]
-    await _read(session, wanted, loaded)
-    for _ in range(MAX_ROUNDS):
-        wanted = []
+        if rule_names([p]) and r.at <= now
+    }
+    first = [w for i, w in whole.items() if i not in priors]
+    for r, p in chosen:
+        if r.onboarding_id in priors:
+            then = priors[r.onboarding_id][0]
+            first += [(r.account_id, span) for span in trailing(p, r, then, now)]
+    await _read(session, first, loaded)
+    for last in range(MAX_ROUNDS + 1):
+        wanted: list[tuple[str, Span]] = []
         for r, plan in chosen:
             if r.onboarding_id in done:
                 continue
@@ -123,9 +139,9 @@ async def fold_page(
             wanted += [(r.account_id, span) for span in needs]
         if not wanted:
             break
-        await _read(session, wanted, loaded)
-    else:
-        raise RuntimeError("folding did not settle: a plan whose anchors never stabilise")
+        if last == MAX_ROUNDS:
+            raise RuntimeError("folding did not settle although every rule event was read")
+        await _read(session, list(whole.values()) if last == MAX_ROUNDS - 1 else wanted, loaded)
     return [
         Folded(
             done[r.onboarding_id],
@@ -134,6 +150,7 @@ async def fold_page(
                 "digest": digests[r.onboarding_id],
                 "ahead": _iso(ahead[r.account_id]),
             },
+            previous[r.onboarding_id],
         )
         for r, _ in chosen
     ]

@@ -101,7 +101,9 @@ async def _project_page(
         changed.append((state, encoded))
         queued.extend(
             QueuedMessage(topic_of(t), state.account_id, t.id, t.to_dict())
-            for t in transitions(_previous(before, onboarding_id), state)
+            for t in transitions(
+                result.previous if result.previous else _previous(before, onboarding_id), state
+            )
         )
     await projections.save_many(changed, now, folds)
     await OutboxRepository(session).add_many(queued, now)

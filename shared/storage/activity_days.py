@@ -95,12 +95,6 @@ async def add(session: AsyncSession, rows: Sequence[Sequence[Any]]) -> None:
         await session.execute(stmt, values[start : start + IDS_PER_QUERY])
 
 
-def _day(record: ActivityDayRecord) -> ActivityDay:
-    return ActivityDay(
-        _user(record.user_key), record.day, record.first_at, record.last_at, record.events
-    )
-
-
 async def compact_days(
     session: AsyncSession, onboardings: Mapping[str, str], today: date
 ) -> dict[str, list[ActivityDay]]:
@@ -132,6 +126,7 @@ async def compact_days(
     last: dict[str, dict[str, datetime]] = {i: {} for i in ids}
     for onboarding, key, at in (await session.execute(lasts)).all():
         last[onboarding][key[2:]] = _utc(at)
+    latest = {i: max(mine, key=lambda u: (mine[u], u), default=None) for i, mine in last.items()}
     day_span: dict[tuple[str, date], tuple[datetime, datetime]] = {}
     for onboarding, champion, day, k, first, end in (await session.execute(spans)).all():
         first, end = _utc(first), _utc(end)
@@ -140,18 +135,18 @@ async def compact_days(
         if k == 1:
             found[onboarding].append(ActivityDay(champion, day, first, end))
         elif k == 2:
-            mine = last[onboarding]
-            latest = max(mine, key=lambda u: (mine[u], u))
-            found[onboarding].append(ActivityDay(latest, day, first, end))
+            found[onboarding].append(ActivityDay(latest[onboarding], day, first, end))
     for (onboarding, day), (first, end) in day_span.items():
         found[onboarding].append(ActivityDay(None, day, first, end))
     for onboarding, mine in last.items():
         found[onboarding] += [ActivityDay(u, at.date(), at, at) for u, at in mine.items()]
     accounts = sorted(set(onboardings.values()))
-    stmt = select(a).where(a.account_id.in_(accounts), a.day == today)
+    stmt = select(a.account_id, a.user_key, a.day, a.first_at, a.last_at, a.events).where(
+        a.account_id.in_(accounts), a.day == today
+    )
     todays: dict[str, list[ActivityDay]] = {}
-    for record in (await session.scalars(stmt)).all():
-        todays.setdefault(record.account_id, []).append(_day(record))
+    for account, key, day, first, end, n in (await session.execute(stmt)).all():
+        todays.setdefault(account, []).append(ActivityDay(_user(key), day, first, end, n))
     for onboarding, account in onboardings.items():
         found[onboarding] += todays.get(account, [])
     return found
@@ -191,6 +186,8 @@ def _utc(value: datetime | str) -> datetime:
     """Aggregates bypass the column type on SQLite (text comes back): parse it."""
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
+    if value.tzinfo is UTC:
+        return value
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
