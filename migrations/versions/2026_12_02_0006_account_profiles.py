@@ -1,7 +1,7 @@
 """account profiles: an account's name and licensed seats from Mixpanel group profiles
 
 Revision ID: 2026_12_02_0006
-Revises: 2026_11_23_0004
+Revises: 2026_12_02_0005
 Create Date: 2026-12-02 02:10:00+00:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "2026_12_02_0006"
-down_revision: str | None = "2026_11_23_0004"
+down_revision: str | None = "2026_12_02_0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from services.api.schemas import OnboardingDetail
+from services.api.schemas import EscalationOut, OnboardingDetail
 from shared.domain.plans import Plan
 from shared.reports import decomposition as decompositions
 from shared.reports import ttfv as reports
@@ -129,22 +129,13 @@ class AtRiskPage(BaseModel):
     next_cursor: str | None
 
 
-class EscalationItem(BaseModel):
+class EscalationItem(EscalationOut):
+    """An escalation in the list: the detail's escalation shape, and whose it is."""
+
     onboarding_id: str
     account_id: str
     segment: str
     csm: str | None
-    rule_key: str
-    kind: str
-    level: int
-    action: str
-    title: str
-    sla_due_at: datetime = Field(description="the SLA moment the rule is written against")
-    fired_at: datetime
-    resolved_at: datetime | None
-    open: bool
-    reason: str
-    resolution: str | None = Field(default=None, description="why it resolved, once it has")
 
 
 class EscalationPageOut(BaseModel):
@@ -265,4 +256,6 @@ def escalation_item(row: EscalationRow) -> EscalationItem:
         open=row.resolved_at is None,
         reason=row.reason,
         resolution=row.resolution,
+        ladder=row.ladder,
+        raised_from=row.raised_from,
     )

@@ -11,7 +11,7 @@ just before its gate, because windows may be anchored to go-live or to the stage
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -44,6 +44,11 @@ from shared.domain.state import (
 
 DEFAULT_CHAMPION_QUIET_DAYS = 14
 
+ProgressOf = Callable[[Milestone, datetime | None, Sequence[EvidenceRecorded]], RuleProgress]
+"""Where a milestone stands, given its window's anchor (``None``: not happened yet) and its
+manual evidence up to ``now``. ``evaluate`` computes it from every matching event; the
+projector's folded path (``shared.domain.folding``) from far fewer, with the same result."""
+
 
 def relevant_facts(
     registration: OnboardingRegistered, facts: Iterable[Fact], now: datetime
@@ -51,14 +56,8 @@ def relevant_facts(
     """This onboarding's facts up to ``now``, deduplicated by id, sorted by ``(at, id)``."""
     unique: dict[str, Fact] = {}
     for fact in sorted((f for f in facts if f.at <= now), key=lambda f: (f.at, f.id)):
-        if isinstance(fact, OnboardingRegistered):
-            continue
-        if isinstance(fact, EventObserved):
-            if fact.account_id != registration.account_id:
-                continue
-        elif fact.onboarding_id != registration.onboarding_id:
-            continue
-        unique.setdefault(fact.id, fact)
+        if _mine(registration, fact):
+            unique.setdefault(fact.id, fact)
     return list(unique.values())
 
 
@@ -103,7 +102,7 @@ def _anchor(
 def _gate(
     plan: Plan,
     milestones: Sequence[Milestone],
-    events: Sequence[EventObserved],
+    progress_of: ProgressOf,
     evidence: dict[str, list[EvidenceRecorded]],
     stop_clock: tuple[Pause, ...],
     signed_at: datetime,
@@ -116,9 +115,8 @@ def _gate(
     entered: datetime | None = signed_at
 
     def run(m: Milestone, entered_at: datetime | None) -> None:
-        hits = [e for e in events if m.rule is not None and matches(m.rule, e)]
         anchor = _anchor(m, signed_at, go_live_at, entered_at)
-        found = completion(m, hits, evidence.get(m.key, []), signed_at, anchor, now)
+        found = progress_of(m, anchor, evidence.get(m.key, []))
         progress[m.key] = found
         completions[m.key] = found.completed_at
 
@@ -173,26 +171,38 @@ def _milestone_status(
 
 
 @dataclass(frozen=True)
-class _Inputs:
-    """This onboarding's facts up to ``now``, split by kind."""
+class Inputs:
+    """This onboarding's facts up to ``now``, split by kind, and the first one after it."""
 
-    events: list[EventObserved]
+    events: list[EventObserved]  # what signals and escalations look at, sorted by (at, id)
     evidence: dict[str, list[EvidenceRecorded]]
     amendments: tuple[MilestoneAmended, ...]
     pauses: tuple[Pause, ...]
+    ahead: datetime | None = None  # the earliest fact after ``now``: counted when it comes
 
 
-def _inputs(registration: OnboardingRegistered, facts: Iterable[Fact], now: datetime) -> _Inputs:
-    mine = relevant_facts(registration, facts, now)
+def _mine(registration: OnboardingRegistered, fact: Fact) -> bool:
+    if isinstance(fact, OnboardingRegistered):
+        return False
+    if isinstance(fact, EventObserved):
+        return fact.account_id == registration.account_id
+    return fact.onboarding_id == registration.onboarding_id
+
+
+def inputs(registration: OnboardingRegistered, facts: Iterable[Fact], now: datetime) -> Inputs:
+    """Split the onboarding's facts (any order, duplicates, others' facts mixed in)."""
+    given = list(facts)
+    mine = relevant_facts(registration, given, now)
     evidence: dict[str, list[EvidenceRecorded]] = defaultdict(list)
     for f in mine:
         if isinstance(f, EvidenceRecorded):
             evidence[f.milestone_key].append(f)
-    return _Inputs(
+    return Inputs(
         events=[f for f in mine if isinstance(f, EventObserved)],
         evidence=evidence,
         amendments=tuple(f for f in mine if isinstance(f, MilestoneAmended)),
         pauses=pauses(mine, now),
+        ahead=min((f.at for f in given if f.at > now and _mine(registration, f)), default=None),
     )
 
 
@@ -243,10 +253,30 @@ def evaluate(
     plan: Plan, registration: OnboardingRegistered, facts: Iterable[Fact], now: datetime
 ) -> OnboardingState:
     """The onboarding's state as of ``now``, derived from its facts alone."""
+    given = inputs(registration, facts, now)
+    signed = registration.at
+
+    def progress_of(
+        m: Milestone, anchor: datetime | None, evidence: Sequence[EvidenceRecorded]
+    ) -> RuleProgress:
+        rule = m.rule
+        hits = [e for e in given.events if rule is not None and matches(rule, e)]
+        return completion(m, hits, evidence, signed, anchor, now)
+
+    return derive(plan, registration, given, progress_of, now)
+
+
+def derive(
+    plan: Plan,
+    registration: OnboardingRegistered,
+    given: Inputs,
+    progress_of: ProgressOf,
+    now: datetime,
+) -> OnboardingState:
+    """The state from split inputs, each milestone's progress from ``progress_of``."""
     signed, champion = registration.at, registration.champion_user_id
-    given = _inputs(registration, facts, now)
     milestones, history = amended(plan.milestones, given.amendments)
-    gated = _gate(plan, milestones, given.events, given.evidence, given.pauses, signed, now)
+    gated = _gate(plan, milestones, progress_of, given.evidence, given.pauses, signed, now)
     scored = _score(plan, milestones, gated, given.pauses, signed, now)
     completions = {k: p.completed_at for k, p in gated.progress.items()}
     exits = {s.key: s.exited_at for s in gated.stages}
@@ -271,6 +301,7 @@ def evaluate(
         *(s.due_at for s in gated.stages if s.state == "active"),
         *fired.upcoming,
         *changes_at(given.events, champion, quiet_days, now),
+        given.ahead,
     ]
     if first_value_at is None:
         upcoming += ttfv_figures.breach_moments(signed, plan.ttfv_target)

@@ -86,6 +86,12 @@ DATABASE_SCRAPE_ERRORS = Counter(
 )
 
 # --- milestones --------------------------------------------------------------------------
+UNPROJECTABLE = Counter(
+    "firstvalue_unprojectable_onboardings_total",
+    "Projections skipped because the onboarding is unknown or its plan is not loaded (its "
+    "last projection stays), by reason: unknown_onboarding, unknown_plan.",
+    ["reason"],
+)
 TIMER_LATENESS = Histogram(
     "firstvalue_timer_lateness_seconds",
     "When a timer fires: now minus the onboarding's due moment (SLA deadline, escalation "

@@ -1,10 +1,12 @@
 """``project``: the one path from facts to stored state, shared by the consumer, the timers,
 manual facts and replay.
 
-load the onboarding's facts → ``evaluate`` → ``transitions(old, new)`` → save the
-projection and queue the transitions in the outbox, all in the caller's transaction. A
-page of onboardings goes through together (a handful of statements per page, not per
-onboarding), and a state that re-derives unchanged is neither rewritten nor re-announced.
+fold the onboarding's state from its stored projection and the few facts that can change
+it (``folded.fold_page``, equal to ``evaluate`` over every fact: docs/projection.md) →
+``transitions(old, new)`` → save the projection with its fold record and queue the
+transitions in the outbox, all in the caller's transaction. A page of onboardings goes
+through together (a handful of statements per page, not per onboarding), and a state that
+re-derives unchanged is neither rewritten nor re-announced.
 """
 
 from __future__ import annotations
@@ -18,12 +20,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.bus import topics
 from shared.domain.codec import state_from_dict, state_to_dict
-from shared.domain.evaluate import evaluate
 from shared.domain.facts import OnboardingRegistered
 from shared.domain.plans import Plan
 from shared.domain.state import OnboardingState
 from shared.domain.transitions import ESCALATION_TRANSITIONS, Transition, transitions
+from shared.observability.metrics import UNPROJECTABLE
 from shared.projection.errors import UnknownOnboarding, UnknownPlan
+from shared.projection.folded import fold_page
 from shared.storage.onboardings import OnboardingRepository
 from shared.storage.outbox import OutboxRepository, QueuedMessage
 from shared.storage.projections import ProjectionRepository
@@ -76,15 +79,18 @@ async def _project_page(
         chosen.append((registration, plan))
     if not chosen:
         return [], errors
-    facts = await onboardings.facts_for_many(r for r, _ in chosen)
     projections = ProjectionRepository(session)
-    stored = await projections.state_dicts([r.onboarding_id for r, _ in chosen])
+    ids = [r.onboarding_id for r, _ in chosen]
+    stored = await projections.state_dicts(ids)
+    folded = await fold_page(session, chosen, stored, await projections.folds(ids), now)
     states: list[OnboardingState] = []
     changed: list[tuple[OnboardingState, dict[str, Any]]] = []
+    folds: dict[str, dict[str, Any]] = {}
     queued: list[QueuedMessage] = []
-    for registration, plan in chosen:
+    for (registration, _plan), result in zip(chosen, folded, strict=True):
         onboarding_id = registration.onboarding_id
-        state = evaluate(plan, registration, facts[onboarding_id], now)
+        state = result.state
+        folds[onboarding_id] = result.fold
         states.append(state)
         encoded = state_to_dict(state)
         before = stored.get(onboarding_id)
@@ -95,9 +101,11 @@ async def _project_page(
         changed.append((state, encoded))
         queued.extend(
             QueuedMessage(topic_of(t), state.account_id, t.id, t.to_dict())
-            for t in transitions(_previous(before, onboarding_id), state)
+            for t in transitions(
+                result.previous if result.previous else _previous(before, onboarding_id), state
+            )
         )
-    await projections.save_many(changed, now)
+    await projections.save_many(changed, now, folds)
     await OutboxRepository(session).add_many(queued, now)
     return states, errors
 
@@ -121,6 +129,8 @@ async def project_many(
     states, errors = await _project_page(session, plans, onboarding_ids, now)
     for error in errors:
         log.error("not projected: %s", error)
+        reason = "unknown_plan" if isinstance(error, UnknownPlan) else "unknown_onboarding"
+        UNPROJECTABLE.labels(reason).inc()
     return states
 
 

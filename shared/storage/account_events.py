@@ -1,20 +1,24 @@
-"""Usage events of many accounts in one query: projecting a page of onboardings (replay, the
-milestones consumer, timers) reads its accounts' events together instead of one query per
-onboarding. ``EventRepository.for_account`` is this read for one account.
+"""Reads of many accounts' usage events at once, for a page of onboardings.
+
+``events_by_account`` reads whole histories (the reference path, ``EventRepository.
+for_account``, tests); the projector reads only what its fold lacks: the events stored
+since its last projection (``sequences`` + ``stored_since``), the rule events of given
+spans (``in_spans``, through the account/name/time index) and the first event ahead of
+``now`` (``first_after``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
-from datetime import datetime
+from collections.abc import Collection, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.domain.facts import EventObserved
 from shared.storage import dialect
-from shared.storage.tables import EventRecord
+from shared.storage.tables import AccountSequenceRecord, EventRecord
 
 IDS_PER_QUERY = 1000  # bound parameters per ``IN`` list, well under the drivers' limits
 
@@ -68,3 +72,113 @@ async def _driver_rows(
         *([] if until is None else [until]),
     )
     return rows
+
+
+async def sequences(session: AsyncSession, account_ids: Collection[str]) -> dict[str, int]:
+    """Each account's last insert number (0: none yet). Read it before the events: every
+    event numbered up to it has committed (``AccountSequenceRecord``)."""
+    found = dict.fromkeys(account_ids, 0)
+    ordered = sorted(found)
+    s = AccountSequenceRecord
+    for start in range(0, len(ordered), IDS_PER_QUERY):
+        stmt = select(s.account_id, s.seq).where(
+            s.account_id.in_(ordered[start : start + IDS_PER_QUERY])
+        )
+        found.update((a, n) for a, n in (await session.execute(stmt)).all())
+    return found
+
+
+async def stored_since(
+    session: AsyncSession, after: Mapping[str, int], names: Collection[str]
+) -> dict[str, list[EventObserved]]:
+    """Per account, its events named ``names`` stored after insert number ``after[account]``
+    (what a projection made then has not seen)."""
+    found: dict[str, list[EventObserved]] = {a: [] for a in after}
+    if not after or not names:
+        return found
+    e = EventRecord
+    chosen = sorted(after.items())
+    for start in range(0, len(chosen), IDS_PER_QUERY):
+        page = chosen[start : start + IDS_PER_QUERY]
+        stmt = select(e.id, e.account_id, e.user_id, e.name, e.occurred_at, e.properties).where(
+            or_(*(and_(e.account_id == a, e.seq > n) for a, n in page)),
+            e.name.in_(sorted(names)),
+        )
+        for r in (await session.execute(stmt)).all():
+            found[r[1]].append(_event(r))
+    return found
+
+
+async def in_spans(
+    session: AsyncSession, spans: Sequence[tuple[str, str, datetime, datetime]]
+) -> dict[str, list[EventObserved]]:
+    """Per account, its events in each ``(account, name, since, until)`` (bounds included),
+    through the (account, name, time) index. An event in two spans comes twice."""
+    found: dict[str, list[EventObserved]] = {a: [] for a, _, _, _ in spans}
+    if not spans:
+        return found
+    if dialect.is_postgresql(session):
+        connection = await session.connection()
+        driver = (await connection.get_raw_connection()).driver_connection
+        assert driver is not None
+        columns = list(zip(*spans, strict=True))
+        rows: Sequence[Any] = await driver.fetch(_SPANS, *(list(c) for c in columns))
+    else:
+        e = EventRecord
+        stmt = select(e.id, e.account_id, e.user_id, e.name, e.occurred_at, e.properties).where(
+            or_(
+                *(
+                    and_(
+                        e.account_id == a,
+                        e.name == n,
+                        e.occurred_at >= since,
+                        e.occurred_at <= until,
+                    )
+                    for a, n, since, until in spans
+                )
+            )
+        )
+        rows = (await session.execute(stmt)).all()
+    for r in rows:
+        found[r[1]].append(_event(r))
+    return found
+
+
+async def first_after(
+    session: AsyncSession, account_ids: Collection[str], now: datetime
+) -> dict[str, datetime | None]:
+    """Each account's earliest event after ``now`` (None: none), through the time index."""
+    found: dict[str, datetime | None] = dict.fromkeys(account_ids)
+    ordered = sorted(found)
+    e = EventRecord
+    for start in range(0, len(ordered), IDS_PER_QUERY):
+        stmt = (
+            select(e.account_id, func.min(e.occurred_at))
+            .where(e.account_id.in_(ordered[start : start + IDS_PER_QUERY]), e.occurred_at > now)
+            .group_by(e.account_id)
+        )
+        for account, at in (await session.execute(stmt)).all():
+            found[account] = _aware(at)
+    return found
+
+
+def _aware(value: datetime | str) -> datetime:
+    """Aggregates bypass the column type on SQLite (text comes back)."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _event(r: Any) -> EventObserved:
+    return EventObserved(
+        id=r[0], account_id=r[1], user_id=r[2], name=r[3], at=r[4], properties=r[5]
+    )
+
+
+_SPANS = """
+    SELECT e.id, e.account_id, e.user_id, e.name, e.occurred_at, e.properties
+    FROM unnest($1::varchar[], $2::varchar[], $3::timestamptz[], $4::timestamptz[])
+         AS w(account_id, name, since, until)
+    JOIN events AS e ON e.account_id = w.account_id AND e.name = w.name
+                    AND e.occurred_at >= w.since AND e.occurred_at <= w.until
+"""

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.domain.facts import (
@@ -193,6 +193,12 @@ class OnboardingRepository:
             for account_id, onboarding_id in await self._session.execute(stmt):
                 by_account[account_id].append(onboarding_id)
         return [i for ids in by_account.values() for i in ids]
+
+    async def count_off_plans(self, plan_keys: Iterable[str]) -> int:
+        """How many onboardings use a plan not among ``plan_keys`` (they cannot be projected)."""
+        o = OnboardingRecord
+        stmt = select(func.count()).select_from(o).where(o.plan_key.not_in(sorted(plan_keys)))
+        return int(await self._session.scalar(stmt) or 0)
 
     async def ids(self, after: str | None, limit: int, *, through: str | None = None) -> list[str]:
         """All onboarding ids in id order, a page at a time (for replay); with ``through``,

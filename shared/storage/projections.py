@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 import builtins
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
@@ -208,13 +208,22 @@ class ProjectionRepository:
         self,
         states: Sequence[tuple[OnboardingState, dict[str, Any] | None]],
         updated_at: datetime,
+        folds: Mapping[str, dict[str, Any]] | None = None,
     ) -> None:
         """``save`` for many onboardings (each at most once) in three statements: one upsert,
         one delete and one insert of escalation rows. Each state may come with its
-        ``codec.state_to_dict`` encoding, when the caller has it already."""
+        ``codec.state_to_dict`` encoding, when the caller has it already, and with the fold
+        record it was made with (by onboarding id; without one, the next projection folds
+        from nothing)."""
         if not states:
             return
-        columns = [_columns(state, updated_at, encoded) for state, encoded in states]
+        columns = [
+            {
+                **_columns(state, updated_at, encoded),
+                "fold": (folds or {}).get(state.onboarding_id),
+            }
+            for state, encoded in states
+        ]
         # Core tables, not the mapped classes: the ORM's bulk path costs per row in Python.
         stmt = dialect.insert(self._session, ProjectionRecord.__table__)
         stmt = stmt.on_conflict_do_update(
@@ -245,6 +254,20 @@ class ProjectionRepository:
                 select(p.onboarding_id, p.state).where(p.onboarding_id.in_(chunk))
             )
             found.update((r.onboarding_id, r.state) for r in rows)
+        return found
+
+    async def folds(self, onboarding_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """The fold records stored with these projections (those without one left out)."""
+        found: dict[str, dict[str, Any]] = {}
+        p = ProjectionRecord
+        for start in range(0, len(onboarding_ids), IDS_PER_QUERY):
+            chunk = onboarding_ids[start : start + IDS_PER_QUERY]
+            rows = await self._session.execute(
+                select(p.onboarding_id, p.fold).where(
+                    p.onboarding_id.in_(chunk), p.fold.is_not(None)
+                )
+            )
+            found.update((r.onboarding_id, r.fold) for r in rows if r.fold is not None)
         return found
 
     async def state_dict(self, onboarding_id: str) -> dict[str, Any] | None:

@@ -6,13 +6,14 @@ the convention below so that migrations can refer to them on both SQLite and Pos
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Date,
     DateTime,
     Dialect,
     Float,
@@ -62,8 +63,8 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
+        if value is None or value.tzinfo is UTC:  # asyncpg's timestamptz: already UTC
+            return value
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
@@ -75,7 +76,11 @@ class EventRecord(Base):
     """A usage event attributed to an account; the id is the dedupe key."""
 
     __tablename__ = "events"
-    __table_args__ = (Index("ix_events_account_id_occurred_at", "account_id", "occurred_at"),)
+    __table_args__ = (
+        Index("ix_events_account_id_occurred_at", "account_id", "occurred_at"),
+        Index("ix_events_account_id_name_occurred_at", "account_id", "name", "occurred_at"),
+        Index("ix_events_account_id_seq", "account_id", "seq"),
+    )
 
     id: Mapped[str] = mapped_column(ID, primary_key=True)
     account_id: Mapped[str] = mapped_column(ID)
@@ -85,6 +90,38 @@ class EventRecord(Base):
     properties: Mapped[dict[str, Any]] = mapped_column(Json)
     source: Mapped[str] = mapped_column(String(32))
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # The account's insert sequence when stored (``AccountSequenceRecord``); None for
+    # events stored before it existed or bulk-loaded (``activity_days.rebuild`` sets it).
+    seq: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class AccountSequenceRecord(Base):
+    """Per account, the number of the last insert of its events.
+
+    Each insert of an account's events takes the next number and holds this row's lock until
+    its transaction commits, so the numbers commit in order: a reader that sees number N
+    has seen every event numbered up to N (what "stored since the last projection" means).
+    """
+
+    __tablename__ = "account_sequences"
+
+    account_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger)
+
+
+class ActivityDayRecord(Base):
+    """One user's events on one UTC day in one account: first and last moment, and how many
+    (``user_key`` is ``"u:" + user_id``, or ``""`` for events without a user). Maintained
+    by the event insert from the rows it newly inserted, so duplicates never count."""
+
+    __tablename__ = "activity_days"
+
+    account_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    user_key: Mapped[str] = mapped_column(String(260), primary_key=True)
+    first_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    events: Mapped[int] = mapped_column(BigInteger)
 
 
 class IdentityRecord(Base):
@@ -195,6 +232,9 @@ class ProjectionRecord(Base):
     next_due_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     state: Mapped[dict[str, Any]] = mapped_column(Json)
+    # What the folded projection needs besides the state (``shared.projection.folded``):
+    # the account's insert sequence seen, the plan rules' digest, the first event ahead.
+    fold: Mapped[dict[str, Any] | None] = mapped_column(Json)
 
 
 class EscalationRecord(Base):

@@ -319,3 +319,19 @@ async def test_decomposition_refuses_unknown_filters(world: World) -> None:
         "/v1/reports/decomposition", params={"segment": "nope"}, headers=world.stack.auth()
     )
     assert response.status_code == 422 and "unknown segment" in response.text
+
+
+async def test_an_escalation_in_the_list_has_the_details_shape(world: World) -> None:
+    """One escalation shape: the list item is the detail's escalation plus whose it is."""
+    items = (await _get(world, "/v1/escalations", include_resolved="true", limit=200))["items"]
+    assert any(e["raised_from"] is not None for e in items)  # a ladder that climbed
+    assert any(e["ladder"] == "sla" for e in items) and any(e["ladder"] is None for e in items)
+    for item in items[:25]:
+        detail = await _get(world, f"/v1/onboardings/{item['onboarding_id']}")
+        same = next(
+            e
+            for e in detail["escalations"]
+            if (e["rule_key"], e["fired_at"]) == (item["rule_key"], item["fired_at"])
+        )
+        assert {key: item[key] for key in same} == same
+        assert set(item) - set(same) == {"onboarding_id", "account_id", "segment", "csm"}

@@ -27,7 +27,6 @@ from typer.testing import CliRunner
 
 from firstvalue.cli import app
 from firstvalue.demo_data import DemoHistory, generate
-from firstvalue.replay import replay_all
 from services.ingest.backfill import BackfillError, Counts, Observer, Summary, backfill
 from services.ingest.backfill_checkpoint import Checkpoint, CheckpointError
 from services.ingest.consumer import IngestOptions, run_ingest
@@ -38,6 +37,7 @@ from shared.bus.memory import MemoryBus
 from shared.domain.plans import Plan
 from shared.plan_files import default_plans
 from shared.projection.manual import record_fact
+from shared.projection.replay import replay_all
 from shared.storage import migrate
 from shared.storage.engine import create_engine, create_sessionmaker
 from shared.storage.events import EventRepository

@@ -22,7 +22,10 @@ from services.milestones.timers import fire_due
 from shared.bus import topics
 from shared.bus.memory import MemoryBus
 from shared.config import load_settings
+from shared.domain.facts import OnboardingRegistered
 from shared.plan_files import default_plans
+from shared.projection.projector import project_many
+from shared.storage.onboardings import OnboardingRepository
 from shared.storage.projections import ProjectionFilter, ProjectionRepository
 from shared.storage.webhook_deliveries import WebhookDeliveryRepository
 
@@ -252,3 +255,25 @@ async def test_webhook_deliveries_are_counted_by_status_from_the_database(
         found = samples((await client.get("/metrics")).text)
     for status, count in (("pending", 1), ("delivered", 2), ("failed", 1)):
         assert value(found, "firstvalue_webhook_deliveries", status=status) == count, status
+
+
+async def test_an_onboarding_that_cannot_be_projected_is_counted_and_shown_on_readyz(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    gone = OnboardingRegistered("reg-gone", "onb-gone", "acct-gone", "retired_plan", NOW)
+    async with sessions() as session, session.begin():
+        await OnboardingRepository(session).register(gone, NOW)
+    before = {
+        reason: counter("firstvalue_unprojectable_onboardings_total", reason=reason)
+        for reason in ("unknown_plan", "unknown_onboarding")
+    }
+    async with sessions() as session, session.begin():
+        assert await project_many(session, PLANS, ["onb-gone", "onb-never"], NOW) == []
+    for reason in ("unknown_plan", "unknown_onboarding"):
+        after = counter("firstvalue_unprojectable_onboardings_total", reason=reason)
+        assert after == before[reason] + 1
+    async with api(sessions) as client:
+        ready = await client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["status"] == "ready"
+    assert ready.json()["unprojectable_onboardings"] == 1

@@ -9,13 +9,13 @@ from typing import Any
 import orjson
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from firstvalue.replay import replay_all
 from shared.analytics.normalize import partition_key, split_segment_batch
 from shared.analytics.registration import onboarding_id_for
 from shared.bus import topics
 from shared.bus.memory import MemoryBus
 from shared.bus.messages import FactsNotice
 from shared.plan_files import default_plans
+from shared.projection.replay import replay_all
 from shared.storage.outbox import OutboxRepository
 from shared.storage.projections import ProjectionFilter, ProjectionRepository
 

@@ -11,8 +11,6 @@ from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from firstvalue import demo_data
-from firstvalue.replay import replay_all
-from firstvalue.replay_processes import ranges
 from services.ingest.consumer import IngestOptions, ingest_messages
 from shared.config import load_settings
 from shared.domain import codec
@@ -22,6 +20,8 @@ from shared.domain.transitions import transitions
 from shared.plan_files import default_plans
 from shared.projection.manual import record_fact
 from shared.projection.projector import project_many
+from shared.projection.replay import replay_all
+from shared.projection.replay_processes import ranges
 from shared.storage.onboardings import OnboardingRepository
 from shared.storage.projections import ProjectionRepository
 from shared.storage.tables import EscalationRecord, OutboxRecord

@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from shared.domain.evaluate import evaluate
+from shared.domain.facts import Fact
 
 from .factories import (
     PLANS,
@@ -234,14 +235,19 @@ def test_ladder_resolves_when_every_open_rung_resolves() -> None:
     assert (state.ladder.resolved_at, state.ladder.rule_key) == (day(52), "success_milestone_late")
 
 
+def _upto(facts: list[Fact], n: float) -> list[Fact]:
+    """The facts stored by day ``n`` (a later one would itself be the next due moment)."""
+    return [f for f in facts if f.at <= day(n)]
+
+
 def test_open_pause_holds_every_sla_timer_and_resume_restores_them_shifted() -> None:
     plan = PLANS["smb"]
     facts = stalled_in_setup(until=40)
-    paused = evaluate(plan, registration(), [*facts, pause(5)], day(10))
+    paused = evaluate(plan, registration(), [*_upto(facts, 10), pause(5)], day(10))
     # only the customer's TTFV clock still has a moment ahead (breach past day 14)
     assert paused.next_due_at == day(14) + timedelta(microseconds=1)
     assert all(m.due_at is None for m in paused.milestones if m.progress != "complete")
-    resumed = evaluate(plan, registration(), [*facts, pause(5), resume(15)], day(20))
+    resumed = evaluate(plan, registration(), [*_upto(facts, 20), pause(5), resume(15)], day(20))
     assert resumed.next_due_at == day(24)  # day-14 SLAs and escalation, 10 days later
     fired = evaluate(plan, registration(), [*facts, pause(5), resume(15)], day(24))
     assert [e.fired_at for e in fired.escalations] == [day(24)]

@@ -33,6 +33,10 @@ def _state(facts, now: float):
     return evaluate(SMB, registration(), facts, day(now))
 
 
+def _milestone(state, key: str):
+    return next(m for m in state.milestones if m.key == key)
+
+
 def test_a_fresh_onboarding_is_in_kickoff() -> None:
     state = _state([], 1)
     assert (state.status, state.current_stage, state.onboarded_at) == (
@@ -149,10 +153,19 @@ def test_signals_single_threaded_in_adoption() -> None:
 
 
 def test_next_due_at_is_the_next_moment_time_alone_changes_state() -> None:
-    state = _state([*kickoff_done(1), *chatter(9)], 2)
+    state = _state([*kickoff_done(1), *chatter(2)], 2)
     assert state.next_due_at == day(7)  # integration_connected falls due
-    later = evaluate(SMB, registration(), [*kickoff_done(1), *chatter(9)], state.next_due_at)
+    later = evaluate(SMB, registration(), [*kickoff_done(1), *chatter(2)], state.next_due_at)
     assert later.next_due_at is not None and later.next_due_at > state.next_due_at
+
+
+def test_a_fact_ahead_of_now_is_the_next_due_moment_and_counts_when_it_comes() -> None:
+    facts = [*kickoff_done(1), *chatter(2), event(5 + 20 / 86400, "Integration Connected")]
+    before = _state(facts, 5)
+    assert before.next_due_at == day(5 + 20 / 86400)  # 20 s ahead: due at its moment
+    assert _milestone(before, "integration_connected").progress == "not_started"
+    after = _state(facts, 5 + 21 / 86400)
+    assert _milestone(after, "integration_connected").progress == "complete"
 
 
 def test_state_encodes_to_json() -> None:

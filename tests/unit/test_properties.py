@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from datetime import timedelta
 
 from hypothesis import given, settings
@@ -91,8 +92,15 @@ def test_duplicated_facts_change_nothing(facts: list[Fact], now) -> None:
 @FAST
 @given(histories, st.lists(moments, min_size=1, max_size=4))
 def test_only_facts_up_to_now_count(facts: list[Fact], nows: list) -> None:
+    """Later facts change nothing but the next due moment: the first of them is one."""
     for now in nows:
-        assert _evaluate(facts, now) == _evaluate([f for f in facts if f.at <= now], now)
+        state = _evaluate(facts, now)
+        past = _evaluate([f for f in facts if f.at <= now], now)
+        assert replace(state, next_due_at=past.next_due_at) == past
+        ahead = min((f.at for f in facts if f.at > now), default=None)
+        assert state.next_due_at == min(
+            (m for m in (past.next_due_at, ahead) if m is not None), default=None
+        )
 
 
 @FAST

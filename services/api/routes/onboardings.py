@@ -16,8 +16,8 @@ from services.api.dependencies import RuntimeDep, SessionDep
 from services.api.errors import READ_ERRORS, ApiError
 from services.api.filters import Cohort, Cursor, Limit, cohort_bounds, known
 from services.api.schemas import OnboardingDetail, OnboardingItem, OnboardingPage, detail
-from shared.domain.evaluate import evaluate
 from shared.domain.plans import Plan
+from shared.projection.folded import state_as_of
 from shared.storage.onboarding_list import OnboardingListRepository
 from shared.storage.onboardings import OnboardingRepository
 from shared.storage.projections import ProjectionFilter, ProjectionRepository
@@ -90,10 +90,9 @@ async def load_detail(
         if stored is None:
             raise _not_found(onboarding_id)
         return detail(stored, plans.get(stored["plan_key"]))
-    loaded = await OnboardingRepository(session).facts_for(onboarding_id, as_of=as_of)
-    if loaded is None:
+    registration = await OnboardingRepository(session).registration(onboarding_id)
+    if registration is None:
         raise _not_found(onboarding_id)
-    registration, facts = loaded
     if registration.at > as_of:
         raise ApiError(
             404,
@@ -102,7 +101,7 @@ async def load_detail(
             f"(contract signed {registration.at.isoformat()})",
         )
     plan = _plan(plans, registration.plan_key)
-    return detail(evaluate(plan, registration, facts, as_of), plan)
+    return detail(await state_as_of(session, registration, plan, as_of), plan)
 
 
 def _json(model: BaseModel) -> Response:

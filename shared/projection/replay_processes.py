@@ -18,8 +18,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from firstvalue.replay import IN_FLIGHT, Progress, all_ids, replay_range
 from shared.domain.plans import Plan
+from shared.projection.replay_pages import IN_FLIGHT, Progress, all_ids, replay_range
 from shared.storage.engine import create_engine, create_sessionmaker
 
 POLL_SECONDS = 0.5  # how often the parent checks that its workers are alive

@@ -1,0 +1,191 @@
+"""The folded read: a page of onboardings' states from what their fold needs, never their
+accounts' whole histories (docs/projection.md).
+
+Per page, in this order: the accounts' insert numbers (every event numbered up to them has
+committed), the rule events stored since each prior projection, the activity summaries up
+to ``now`` (and ``now``'s own day from its events when that day straddles ``now``), the
+first event after ``now``, the manual facts; then ``fold`` each onboarding, reading the
+spans of rule events it asks for, round after round (anchors come from earlier stages),
+with one query per round for the whole page.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.domain.activity import straddles, upto
+from shared.domain.codec import state_from_dict
+from shared.domain.facts import OnboardingRegistered
+from shared.domain.folding import (
+    Loaded,
+    Prior,
+    Span,
+    fold,
+    rule_names,
+    rules_digest,
+    trailing,
+)
+from shared.domain.plans import Plan
+from shared.domain.state import OnboardingState
+from shared.storage import account_events, activity_days
+from shared.storage.onboardings import OnboardingRepository
+from shared.storage.projections import ProjectionRepository
+
+MAX_ROUNDS = 8  # a round per stage at most, in practice one to three
+
+
+@dataclass(frozen=True)
+class Folded:
+    """One onboarding's state, the fold record to store beside it, and its stored state
+    decoded (None: none, or one that no longer decodes)."""
+
+    state: OnboardingState
+    fold: dict[str, Any]
+    previous: OnboardingState | None = None
+
+
+def _prior_state(stored: dict[str, Any] | None) -> OnboardingState | None:
+    try:
+        return state_from_dict(stored) if stored is not None else None
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+async def fold_page(
+    session: AsyncSession,
+    chosen: Sequence[tuple[OnboardingRegistered, Plan]],
+    stored: Mapping[str, dict[str, Any]],
+    folds: Mapping[str, dict[str, Any]],
+    now: datetime,
+    *,
+    as_of: bool = False,
+) -> list[Folded]:
+    """The states of ``chosen`` at ``now``; ``stored``/``folds``: their stored states and
+    fold records (a prior is used only when made under the same rules). ``as_of``: the
+    state from the facts up to ``now`` only, as of a past moment (nothing later exists)."""
+    accounts = sorted({r.account_id for r, _ in chosen})
+    seqs = await account_events.sequences(session, accounts)
+    digests = {r.onboarding_id: rules_digest(p) for r, p in chosen}
+    priors: dict[str, tuple[OnboardingState, dict[str, Any]]] = {}
+    previous = {r.onboarding_id: _prior_state(stored.get(r.onboarding_id)) for r, _ in chosen}
+    for r, _ in chosen:
+        record = folds.get(r.onboarding_id)
+        state = previous[r.onboarding_id]
+        if record and state and record.get("digest") == digests[r.onboarding_id]:
+            priors[r.onboarding_id] = (state, record)
+    after: dict[str, int] = {}
+    for r, _ in chosen:
+        if r.onboarding_id in priors:
+            seen = int(priors[r.onboarding_id][1]["seq"])
+            after[r.account_id] = min(seen, after.get(r.account_id, seen))
+    fresh = await account_events.stored_since(session, after, rule_names(p for _, p in chosen))
+    days = await activity_days.compact_days(
+        session, {r.onboarding_id: r.account_id for r, _ in chosen}, now.date()
+    )
+    straddling = {r.account_id for r, _ in chosen if straddles(days[r.onboarding_id], now)}
+    today = await activity_days.day_upto(session, straddling, now)
+    for r, _ in chosen:
+        if r.account_id in straddling:
+            days[r.onboarding_id] = upto(days[r.onboarding_id], today[r.account_id], now)
+    ahead = (
+        dict.fromkeys(accounts)
+        if as_of
+        else await account_events.first_after(session, accounts, now)
+    )
+    manual = await OnboardingRepository(session).manual_facts_for_many(
+        [r.onboarding_id for r, _ in chosen], until=now if as_of else None
+    )
+    loaded = {a: Loaded() for a in accounts}
+    done: dict[str, OnboardingState] = {}
+    # Every rule from signature (no window opens earlier): read at once for an onboarding
+    # without a prior (one round, not one per anchor), and as the last resort for all.
+    whole = {
+        r.onboarding_id: (r.account_id, Span(tuple(sorted(rule_names([p]))), r.at, now))
+        for r, p in chosen
+        if rule_names([p]) and r.at <= now
+    }
+    first = [w for i, w in whole.items() if i not in priors]
+    for r, p in chosen:
+        if r.onboarding_id in priors:
+            then = priors[r.onboarding_id][0]
+            first += [(r.account_id, span) for span in trailing(p, r, then, now)]
+    await _read(session, first, loaded)
+    for last in range(MAX_ROUNDS + 1):
+        wanted: list[tuple[str, Span]] = []
+        for r, plan in chosen:
+            if r.onboarding_id in done:
+                continue
+            prior = None
+            if r.onboarding_id in priors:
+                state, record = priors[r.onboarding_id]
+                prior = Prior(state, fresh[r.account_id], _moment(record.get("ahead")))
+            found, needs = fold(
+                plan,
+                r,
+                manual[r.onboarding_id],
+                days[r.onboarding_id],
+                prior,
+                loaded[r.account_id],
+                ahead[r.account_id],
+                now,
+            )
+            if found is not None:
+                done[r.onboarding_id] = found
+            wanted += [(r.account_id, span) for span in needs]
+        if not wanted:
+            break
+        if last == MAX_ROUNDS:
+            raise RuntimeError("folding did not settle although every rule event was read")
+        await _read(session, list(whole.values()) if last == MAX_ROUNDS - 1 else wanted, loaded)
+    return [
+        Folded(
+            done[r.onboarding_id],
+            {
+                "seq": seqs[r.account_id],
+                "digest": digests[r.onboarding_id],
+                "ahead": _iso(ahead[r.account_id]),
+            },
+            previous[r.onboarding_id],
+        )
+        for r, _ in chosen
+    ]
+
+
+async def _read(
+    session: AsyncSession, wanted: Sequence[tuple[str, Span]], loaded: Mapping[str, Loaded]
+) -> None:
+    """Read the spans (one query for all of them) into each account's ``Loaded``."""
+    if not wanted:
+        return
+    rows = [(a, n, s.since, s.until) for a, s in wanted for n in s.names]
+    read = await account_events.in_spans(session, rows)
+    for a, span in wanted:
+        loaded[a].add(
+            span,
+            (e for e in read[a] if e.name in span.names and span.since <= e.at <= span.until),
+        )
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None
+
+
+def _moment(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+async def state_as_of(
+    session: AsyncSession, registration: OnboardingRegistered, plan: Plan, as_of: datetime
+) -> OnboardingState:
+    """``evaluate`` over the onboarding's facts up to ``as_of``, folded from its stored
+    projection (the ``?as_of=`` detail): reads only what that prior cannot answer."""
+    projections = ProjectionRepository(session)
+    stored = await projections.state_dicts([registration.onboarding_id])
+    folds = await projections.folds([registration.onboarding_id])
+    page = await fold_page(session, [(registration, plan)], stored, folds, as_of, as_of=True)
+    return page[0].state

@@ -1,0 +1,229 @@
+"""Accounts' insert sequences and daily activity summaries (``shared.domain.activity``).
+
+The event insert keeps both (``EventRepository``: on PostgreSQL inside its one statement,
+on SQLite through ``next_sequences`` and ``add`` here). The projector reads the summaries
+compacted (``compact_days``) and, for a day that straddles ``now``, its events
+(``day_upto``).
+``rebuild`` makes both right again for accounts whose events were loaded around the
+repository (a bulk ``COPY``): run it once after such a load, before projecting.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from datetime import UTC, date, datetime, time
+from typing import Any
+
+from sqlalchemy import bindparam, case, delete, func, literal, select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.domain.activity import ActivityDay
+from shared.storage import dialect
+from shared.storage.tables import (
+    AccountSequenceRecord,
+    ActivityDayRecord,
+    EventRecord,
+    OnboardingRecord,
+)
+
+IDS_PER_QUERY = 1000
+
+
+def user_key(user_id: str | None) -> str:
+    return "" if user_id is None else f"u:{user_id}"
+
+
+def _user(key: str) -> str | None:
+    return key[2:] if key else None
+
+
+async def next_sequences(session: AsyncSession, account_ids: Collection[str]) -> dict[str, int]:
+    """Take each account's next insert number (locking its row until commit)."""
+    ordered = sorted(account_ids)
+    found: dict[str, int] = {}
+    s = AccountSequenceRecord
+    for start in range(0, len(ordered), IDS_PER_QUERY):
+        stmt = dialect.insert(session, s).values(
+            [{"account_id": a, "seq": 1} for a in ordered[start : start + IDS_PER_QUERY]]
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["account_id"], set_={"seq": s.seq + 1}
+        ).returning(s.account_id, s.seq)
+        found.update((a, n) for a, n in (await session.execute(stmt)).all())
+    return found
+
+
+async def add(session: AsyncSession, rows: Sequence[Sequence[Any]]) -> None:
+    """Fold newly inserted event rows ``(id, account, user, name, at, ...)`` into the
+    summaries (the SQLite side of the insert; PostgreSQL does it in the insert itself)."""
+    if not rows:
+        return
+    groups: dict[tuple[str, date, str], list[datetime]] = {}
+    for r in rows:
+        at: datetime = r[4]
+        groups.setdefault((r[1], at.astimezone(UTC).date(), user_key(r[2])), []).append(at)
+    a = ActivityDayRecord
+    values = [
+        {
+            "account_id": account,
+            "day": day,
+            "user_key": key,
+            "first_at": min(times),
+            "last_at": max(times),
+            "events": len(times),
+        }
+        for (account, day, key), times in sorted(groups.items())
+    ]
+    stmt = dialect.insert(session, a)
+    least, greatest = (
+        (func.least, func.greatest)
+        if dialect.is_postgresql(session)
+        else (
+            func.min,
+            func.max,
+        )
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["account_id", "day", "user_key"],
+        set_={
+            "first_at": least(a.first_at, stmt.excluded.first_at),
+            "last_at": greatest(a.last_at, stmt.excluded.last_at),
+            "events": a.events + stmt.excluded.events,
+        },
+    )
+    for start in range(0, len(values), IDS_PER_QUERY):
+        await session.execute(stmt, values[start : start + IDS_PER_QUERY])
+
+
+async def compact_days(
+    session: AsyncSession, onboardings: Mapping[str, str], today: date
+) -> dict[str, list[ActivityDay]]:
+    """``activity.compact`` of each onboarding's account summaries up to ``today``, grouped
+    by the database (about three rows a day, not one per user and day); ``onboardings``
+    maps onboarding id → account id, the champion comes from the registration."""
+    found: dict[str, list[ActivityDay]] = {i: [] for i in onboardings}
+    if not found:
+        return found
+    a, o = ActivityDayRecord, OnboardingRecord
+    ids = sorted(found)
+    klass = case(
+        (a.user_key == "", 0), (a.user_key == literal("u:") + o.champion_user_id, 1), else_=2
+    )
+    joined = (
+        select()
+        .select_from(a)
+        .join(o, o.account_id == a.account_id)
+        .where(o.onboarding_id.in_(ids), a.day < today)
+    )
+    spans = joined.with_only_columns(
+        o.onboarding_id, o.champion_user_id, a.day, klass, func.min(a.first_at), func.max(a.last_at)
+    ).group_by(o.onboarding_id, o.champion_user_id, a.day, klass)
+    lasts = (
+        joined.with_only_columns(o.onboarding_id, a.user_key, func.max(a.last_at))
+        .where(klass == 2)
+        .group_by(o.onboarding_id, a.user_key)
+    )
+    last: dict[str, dict[str, datetime]] = {i: {} for i in ids}
+    for onboarding, key, at in (await session.execute(lasts)).all():
+        last[onboarding][key[2:]] = _utc(at)
+    latest = {i: max(mine, key=lambda u: (mine[u], u), default=None) for i, mine in last.items()}
+    day_span: dict[tuple[str, date], tuple[datetime, datetime]] = {}
+    for onboarding, champion, day, k, first, end in (await session.execute(spans)).all():
+        first, end = _utc(first), _utc(end)
+        seen = day_span.get((onboarding, day), (first, end))
+        day_span[(onboarding, day)] = (min(seen[0], first), max(seen[1], end))
+        if k == 1:
+            found[onboarding].append(ActivityDay(champion, day, first, end))
+        elif k == 2:
+            found[onboarding].append(ActivityDay(latest[onboarding], day, first, end))
+    for (onboarding, day), (first, end) in day_span.items():
+        found[onboarding].append(ActivityDay(None, day, first, end))
+    for onboarding, mine in last.items():
+        found[onboarding] += [ActivityDay(u, at.date(), at, at) for u, at in mine.items()]
+    accounts = sorted(set(onboardings.values()))
+    stmt = select(a.account_id, a.user_key, a.day, a.first_at, a.last_at, a.events).where(
+        a.account_id.in_(accounts), a.day == today
+    )
+    todays: dict[str, list[ActivityDay]] = {}
+    for account, key, day, first, end, n in (await session.execute(stmt)).all():
+        todays.setdefault(account, []).append(ActivityDay(_user(key), day, first, end, n))
+    for onboarding, account in onboardings.items():
+        found[onboarding] += todays.get(account, [])
+    return found
+
+
+async def day_upto(
+    session: AsyncSession, account_ids: Collection[str], now: datetime
+) -> dict[str, list[ActivityDay]]:
+    """The summaries of ``now``'s UTC day from its events up to ``now`` (for a day that
+    straddles ``now``): one day of one account's events, never its history."""
+    found: dict[str, list[ActivityDay]] = {a: [] for a in account_ids}
+    if not found:
+        return found
+    start = datetime.combine(now.astimezone(UTC).date(), time(), UTC)
+    e = EventRecord
+    stmt = (
+        select(
+            e.account_id,
+            e.user_id,
+            func.min(e.occurred_at),
+            func.max(e.occurred_at),
+            func.count(),
+        )
+        .where(
+            e.account_id.in_(sorted(found)),
+            e.occurred_at >= start,
+            e.occurred_at <= now,
+        )
+        .group_by(e.account_id, e.user_id)
+    )
+    for account, user, first, last, n in (await session.execute(stmt)).all():
+        found[account].append(ActivityDay(user, start.date(), _utc(first), _utc(last), n))
+    return found
+
+
+def _utc(value: datetime | str) -> datetime:
+    """Aggregates bypass the column type on SQLite (text comes back): parse it."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    if value.tzinfo is UTC:
+        return value
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+async def rebuild(session: AsyncSession, account_ids: Iterable[str]) -> None:
+    """Recompute these accounts' summaries from their stored events and number the events
+    stored without a sequence (bulk loads that bypass ``EventRepository``)."""
+    ordered = sorted(set(account_ids))
+    if not ordered:
+        return
+    seqs = await next_sequences(session, ordered)
+    e, a = EventRecord, ActivityDayRecord
+    for account in ordered:
+        await session.execute(
+            update(e).where(e.account_id == account, e.seq.is_(None)).values(seq=seqs[account])
+        )
+    await session.execute(delete(a).where(a.account_id.in_(ordered)))
+    fill = _FILL_POSTGRESQL if dialect.is_postgresql(session) else _FILL_SQLITE
+    for start in range(0, len(ordered), IDS_PER_QUERY):
+        chunk = ordered[start : start + IDS_PER_QUERY]
+        await session.execute(fill, {"a": chunk})
+
+
+# ``rebuild``'s fill: one grouped insert from the events (the migration fills all the same way).
+_FILL_POSTGRESQL = text(
+    """
+    INSERT INTO activity_days (account_id, day, user_key, first_at, last_at, events)
+    SELECT account_id, CAST(occurred_at AT TIME ZONE 'UTC' AS date),
+           COALESCE('u:' || user_id, ''), min(occurred_at), max(occurred_at), count(*)
+    FROM events WHERE account_id IN :a GROUP BY 1, 2, 3
+    """
+).bindparams(bindparam("a", expanding=True))
+_FILL_SQLITE = text(
+    """
+    INSERT INTO activity_days (account_id, day, user_key, first_at, last_at, events)
+    SELECT account_id, date(occurred_at), COALESCE('u:' || user_id, ''),
+           min(occurred_at), max(occurred_at), count(*)
+    FROM events WHERE account_id IN :a GROUP BY 1, 2, 3
+    """
+).bindparams(bindparam("a", expanding=True))
