@@ -9,10 +9,10 @@ from fastapi import APIRouter, Query, Response
 from pydantic import BaseModel
 
 from services.api.auth import ReadKey
-from services.api.commands import Moment
 from services.api.dependencies import RuntimeDep, SessionDep
 from services.api.errors import READ_ERRORS, ApiError
-from services.api.filters import Cohort, Cursor, Limit, cohort_bounds, known
+from services.api.filters import Cohort, Cursor, Filter, Limit, cohort_bounds, known
+from services.api.params import Moment, OnboardingId
 from services.api.schemas import OnboardingDetail, OnboardingItem, OnboardingPage, detail
 from shared.domain.evaluate import evaluate
 from shared.domain.plans import Plan
@@ -28,11 +28,11 @@ async def list_onboardings(
     runtime: RuntimeDep,
     session: SessionDep,
     _key: ReadKey,
-    segment: str | None = None,
-    plan: str | None = None,
-    stage: str | None = None,
+    segment: Filter = None,
+    plan: Filter = None,
+    stage: Filter = None,
     status: Literal["onboarding", "onboarded", "paused"] | None = None,
-    csm: str | None = None,
+    csm: Filter = None,
     breach: Literal["none", "breach", "severe"] | None = None,
     tier: Literal["healthy", "at_risk", "critical"] | None = None,
     at_risk: Annotated[
@@ -63,7 +63,7 @@ async def list_onboardings(
 
 @router.get("/{onboarding_id}", response_model=OnboardingDetail)
 async def get_onboarding(
-    onboarding_id: str,
+    onboarding_id: OnboardingId,
     runtime: RuntimeDep,
     session: SessionDep,
     _key: ReadKey,
