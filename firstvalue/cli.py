@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from firstvalue import demo_data, records
 from firstvalue.plans_diff import KINDS, DiffReport
-from shared.config import Settings, load_settings
+from shared.config import Settings, ingest_auth_refusal, load_settings
 from shared.domain.plan_loader import PlanError
 from shared.domain.plans import Plan
 from shared.plan_files import load_plan_file
@@ -89,7 +89,10 @@ def api(port: PortOption = None) -> None:
     from services.api.app import create_app
 
     settings = _settings(api_port=port)
-    uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port)
+    _refuse_open_ingest(settings)
+    uvicorn.run(
+        create_app(settings), host=settings.api_host, port=settings.api_port, server_header=False
+    )
 
 
 @app.command()
@@ -97,7 +100,9 @@ def ingest() -> None:
     """Consume analytics.events into facts (needs Kafka)."""
     from firstvalue import standalone
 
-    _until_signal(standalone.ingest(_kafka_settings()))
+    settings = _kafka_settings()
+    _refuse_open_ingest(settings)
+    _until_signal(standalone.ingest(settings))
 
 
 @app.command()
@@ -452,6 +457,14 @@ def _moment(text: str | None) -> datetime:
     except ValueError as exc:
         raise typer.BadParameter(f"not an ISO-8601 moment: {text!r}") from exc
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _refuse_open_ingest(settings: Settings) -> None:
+    """Production services never start with HTTP ingest open by accident (one line, exit 2)."""
+    refusal = ingest_auth_refusal(settings)
+    if refusal is not None:
+        errors.print(f"firstvalue: refusing to start: {refusal}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2)
 
 
 def _kafka_settings() -> Settings:

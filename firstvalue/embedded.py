@@ -35,7 +35,7 @@ from services.milestones.service import run_configured
 from shared.analytics.normalize import partition_key
 from shared.bus import topics
 from shared.bus.memory import MemoryBus
-from shared.config import Settings
+from shared.config import Settings, ingest_auth_refusal
 from shared.domain.plans import Plan
 from shared.projection.manual import record_fact
 from shared.projection.publisher import relay_outbox
@@ -46,6 +46,7 @@ from shared.storage.onboardings import OnboardingRepository
 from shared.storage.projections import ProjectionFilter, ProjectionRepository
 
 DEMO_KEY_FILE = Path(".firstvalue-demo-key")
+DEMO_WRITE_KEY_FILE = Path(".firstvalue-demo-write-key")
 DEMO_KEY_NAME = "demo"
 PUBLISH_CHUNK = 2000
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -96,6 +97,7 @@ def run(settings: Settings, console: Console | None = None) -> None:
 
 async def _main(settings: Settings, console: Console) -> None:
     started = time.perf_counter()
+    settings = _with_demo_write_key(settings)
     # Bind first: a busy port fails in a second, not after the demo data has loaded.
     sock = _bind(settings.api_host, settings.api_port)
     stop = asyncio.Event()
@@ -128,7 +130,11 @@ async def _main(settings: Settings, console: Console) -> None:
 
 
 def _bind(host: str, port: int) -> socket.socket:
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    # IPPROTO_TCP spelled out: asyncio sets TCP_NODELAY only on sockets that say so, and an
+    # accepted connection inherits the listener's protocol number. With 0 (the default),
+    # Nagle's algorithm met the client's delayed ACK: ~40 ms on every keep-alive request.
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
@@ -151,7 +157,7 @@ async def _serve(
     app = create_app(
         settings, plans=pipeline.plans, sessionmaker=pipeline.sessionmaker, bus=pipeline.bus
     )
-    server = _Server(uvicorn.Config(app, log_level="warning", lifespan="on"))
+    server = _Server(uvicorn.Config(app, log_level="warning", lifespan="on", server_header=False))
     serving = asyncio.create_task(server.serve(sockets=[sock]), name="api")
     while not server.started and not serving.done() and not stop.is_set():
         await asyncio.wait({serving}, timeout=0.05)
@@ -275,13 +281,29 @@ async def _wait_drained(
         await asyncio.sleep(0.1)
 
 
+def _with_demo_write_key(settings: Settings) -> Settings:
+    """Without configured ingest keys the demo makes its own write key (kept in
+    ``.firstvalue-demo-write-key``), as Segment write key and Mixpanel token alike: its
+    HTTP ingest is never open to any key unless ``FIRSTVALUE_INGEST_AUTH=open`` says so."""
+    if ingest_auth_refusal(settings) is None:
+        return settings
+    key = _kept_secret(DEMO_WRITE_KEY_FILE, "wk_demo_")
+    return settings.model_copy(update={"segment_write_keys": [key], "mixpanel_tokens": [key]})
+
+
+def _kept_secret(path: Path, prefix: str) -> str:
+    """The secret in ``path``, made (readable by the owner only) on first use."""
+    key = path.read_text().strip() if path.exists() else ""
+    if not key:
+        key = prefix + secrets.token_urlsafe(24)
+        path.write_text(key + "\n")
+        os.chmod(path, 0o600)
+    return key
+
+
 async def _demo_key(sessionmaker: async_sessionmaker[AsyncSession]) -> str:
     """A read+write demo key, kept in ``.firstvalue-demo-key`` (the table holds only its hash)."""
-    key = DEMO_KEY_FILE.read_text().strip() if DEMO_KEY_FILE.exists() else ""
-    if not key:
-        key = "fv_demo_" + secrets.token_urlsafe(24)
-        DEMO_KEY_FILE.write_text(key + "\n")
-        os.chmod(DEMO_KEY_FILE, 0o600)
+    key = _kept_secret(DEMO_KEY_FILE, "fv_demo_")
     async with sessionmaker() as session, session.begin():
         await ApiKeyRepository(session).ensure(
             DEMO_KEY_NAME, ("read", "write"), key, datetime.now(UTC)
@@ -318,7 +340,14 @@ def _banner(
     auth = f'-H "Authorization: Bearer {key}"'
     say = functools.partial(console.print, soft_wrap=True, highlight=False)
     say(f"\n[bold green]firstvalue is serving on {url}[/] (ready in {elapsed:.1f} s)")
-    say(f"Demo API key (read+write, kept in {DEMO_KEY_FILE}): [bold]{key}[/]\n")
+    say(f"Demo API key (read+write, kept in {DEMO_KEY_FILE}): [bold]{key}[/]")
+    made = DEMO_WRITE_KEY_FILE.read_text().strip() if DEMO_WRITE_KEY_FILE.exists() else ""
+    if made and made in settings.segment_write_keys:  # never echo an operator's own keys
+        say(
+            f"Ingest write key (Segment write key and Mixpanel token, kept in "
+            f"{DEMO_WRITE_KEY_FILE}): [bold]{made}[/]"
+        )
+    say("")
     say("Onboardings, newest first (filters: segment, stage, status, csm, breach, at_risk, …):")
     say(f"  curl {auth} '{url}/v1/onboardings?limit=5'")
     if example:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
 from pydantic import SecretStr, field_validator, model_validator
@@ -99,6 +99,10 @@ class Settings(BaseSettings):
     account_property: str = "account_id"
     mixpanel_group_key: str = "company_id"
     mixpanel_tokens: Annotated[list[str], NoDecode] = []
+    # "open": HTTP ingest accepts any write key or token when none is configured. Without
+    # it, `firstvalue api` and `firstvalue ingest` refuse to start with no keys (README).
+    ingest_auth: Literal["keys", "open"] = "keys"
+    max_body_bytes: int = 1024 * 1024  # REST request bodies; the ingest routes have their own
     max_clock_skew_days: float = 7.0
     timer_interval_seconds: float = 30.0
     metrics_host: str = "127.0.0.1"  # where `firstvalue ingest`/`milestones` serve /metrics
@@ -151,6 +155,7 @@ class Settings(BaseSettings):
         "webhook_backoff_max_seconds",
         "webhook_max_attempts",
         "webhook_concurrency",
+        "max_body_bytes",
     )
     @classmethod
     def _positive(cls, value: float) -> float:
@@ -182,6 +187,17 @@ class Settings(BaseSettings):
                 "(deliveries are always signed)"
             )
         return self
+
+
+def ingest_auth_refusal(settings: Settings) -> str | None:
+    """Why a production service must not start with these settings: HTTP ingest with no
+    write keys and no tokens would take events from anyone who reaches the port."""
+    if settings.segment_write_keys or settings.mixpanel_tokens or settings.ingest_auth == "open":
+        return None
+    return (
+        "no ingest keys: set FIRSTVALUE_SEGMENT_WRITE_KEYS and/or FIRSTVALUE_MIXPANEL_TOKENS, "
+        "or FIRSTVALUE_INGEST_AUTH=open to accept any write key"
+    )
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -11,10 +11,13 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime
 
 from fastapi import FastAPI
+from fastapi.routing import APIRoute
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.api import errors, metrics
+from services.api.body_guard import BodyGuard
 from services.api.dependencies import Runtime
+from services.api.headers import SecurityHeaders
 from services.api.routes import (
     escalations,
     health,
@@ -72,7 +75,9 @@ def create_app(
         lifespan=lifespan,
     )
     errors.install(app)
+    app.add_middleware(BodyGuard, limit=settings.max_body_bytes, exempt=_ingest_paths())
     app.middleware("http")(metrics.record)
+    app.add_middleware(SecurityHeaders)  # outermost: on every response, refusals included
     app.include_router(onboardings.router)
     app.include_router(onboarding_writes.router)
     app.include_router(reports.router)
@@ -82,6 +87,12 @@ def create_app(
     app.include_router(health.router)
     app.include_router(metrics.router)
     return app
+
+
+def _ingest_paths() -> set[str]:
+    """The vendor ingest routes' paths: they bound bodies and check write keys themselves."""
+    routes = [*segment.router.routes, *mixpanel.router.routes]
+    return {route.path for route in routes if isinstance(route, APIRoute)}
 
 
 async def _bootstrap_keys(settings: Settings, makers: async_sessionmaker[AsyncSession]) -> None:

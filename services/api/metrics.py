@@ -64,6 +64,6 @@ def _readers(request: Request) -> _Readers:
         if state.bus is not None and state.settings.kafka_bootstrap_servers is None:
             groups = [(topics.EVENTS, "ingest"), (topics.FACTS, "milestones")]
             bus = BusMetrics(state.bus, groups, dlq=True)
-        readers = _Readers(DatabaseMetrics(state.sessionmaker), bus)
+        readers = _Readers(DatabaseMetrics(state.read_sessionmaker), bus)
         request.app.state.metrics_readers = readers
     return readers

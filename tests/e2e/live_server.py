@@ -94,7 +94,7 @@ class LiveServer:
 
 
 def _bound_socket() -> socket.socket:
-    sock = socket.socket()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # TCP_NODELAY
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     return sock
@@ -117,7 +117,7 @@ def live_server(backend: str, directory: Path, **settings: Any) -> Iterator[Live
 
     async def main() -> None:
         async with fresh_database(backend, directory) as url:
-            config = load_settings(database_url=url, **settings)
+            config = load_settings(database_url=url, **({"ingest_auth": "open"} | settings))
             async with start_pipeline(config) as pipeline:
                 async with pipeline.sessionmaker() as session, session.begin():
                     read_key = await ApiKeyRepository(session).create(
@@ -128,7 +128,9 @@ def live_server(backend: str, directory: Path, **settings: Any) -> Iterator[Live
                     bus=pipeline.bus,
                 )  # fmt: skip
                 log = RequestLog(app)
-                server = _Server(uvicorn.Config(log, log_level="warning", lifespan="on"))
+                server = _Server(
+                    uvicorn.Config(log, log_level="warning", lifespan="on", server_header=False)
+                )
                 serving = asyncio.create_task(server.serve(sockets=[sock]))
                 while not server.started and not serving.done():
                     await asyncio.sleep(0.01)

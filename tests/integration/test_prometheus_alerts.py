@@ -70,6 +70,7 @@ def api_process(url: str, folder: Path) -> Iterator[str]:
         "FIRSTVALUE_DATABASE_URL": url,
         "FIRSTVALUE_API_HOST": "127.0.0.1",
         "FIRSTVALUE_API_PORT": str(port),
+        "FIRSTVALUE_INGEST_AUTH": "open",  # no Kafka: the API serves no HTTP ingest anyway
     }
     log = (folder / "api.log").open("w")
     process = subprocess.Popen(

@@ -22,7 +22,7 @@ async def healthz() -> dict[str, str]:
 async def readyz(runtime: RuntimeDep) -> JSONResponse:
     """Ready when the database answers a trivial query."""
     try:
-        async with runtime.sessionmaker() as session:
+        async with runtime.read_sessionmaker() as session:
             await session.execute(text("SELECT 1"))
     except (SQLAlchemyError, OSError) as exc:
         body = {"error": {"code": "unavailable", "message": f"database unreachable: {exc}"}}
