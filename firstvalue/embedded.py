@@ -24,6 +24,7 @@ from pathlib import Path
 
 import orjson
 import uvicorn
+import uvloop
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -91,8 +92,11 @@ class _Server(uvicorn.Server):
 
 
 def run(settings: Settings, console: Console | None = None) -> None:
-    """Run until Ctrl-C (SIGINT) or SIGTERM, then shut everything down cleanly."""
-    asyncio.run(_main(settings, console or Console()))
+    """Run until Ctrl-C (SIGINT) or SIGTERM, then shut everything down cleanly. On uvloop,
+    as ``firstvalue api`` runs under uvicorn: the API, the consumers and aiosqlite's
+    thread hand-offs all share this one loop."""
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(_main(settings, console or Console()))
 
 
 async def _main(settings: Settings, console: Console) -> None:

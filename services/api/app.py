@@ -76,7 +76,7 @@ def create_app(
     )
     errors.install(app)
     app.add_middleware(BodyGuard, limit=settings.max_body_bytes, exempt=_ingest_paths())
-    app.middleware("http")(metrics.record)
+    app.add_middleware(metrics.RequestMetrics)
     app.add_middleware(SecurityHeaders)  # outermost: on every response, refusals included
     app.include_router(onboardings.router)
     app.include_router(onboarding_writes.router)
