@@ -56,8 +56,9 @@ def read_only(sessionmaker: async_sessionmaker[AsyncSession]) -> async_sessionma
     """Sessions on the same engine (and pool) for work that never writes. On SQLite their
     transactions take no write lock (see above), so a write in one would fail rather than
     wait: use them only for reads. On PostgreSQL they are ordinary sessions."""
-    engine = sessionmaker.kw["bind"]
-    assert isinstance(engine, AsyncEngine), "a sessionmaker bound to one engine"
+    engine = sessionmaker.kw.get("bind")
+    if not isinstance(engine, AsyncEngine):
+        raise TypeError("read_only needs a sessionmaker bound to one engine")
     return async_sessionmaker(engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False)
 
 
