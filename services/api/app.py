@@ -6,15 +6,18 @@ passes its own sessionmaker and in-memory bus instead, so one process shares the
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+import re
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime
 
 from fastapi import FastAPI
+from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.api import errors, metrics
+from services.api.auth import bearer_token
 from services.api.body_guard import BodyGuard
 from services.api.dependencies import Runtime
 from services.api.headers import SecurityHeaders
@@ -34,6 +37,17 @@ from shared.domain.plans import Plan
 from shared.plan_files import default_plans, load_plans
 from shared.storage.api_keys import ApiKeyRepository
 from shared.storage.engine import create_engine, create_sessionmaker
+
+_ROUTERS = (
+    onboardings.router,
+    onboarding_writes.router,
+    reports.router,
+    escalations.router,
+    segment.router,
+    mixpanel.router,
+    health.router,
+    metrics.router,
+)
 
 
 def configured_plans(settings: Settings) -> dict[str, Plan]:
@@ -75,24 +89,28 @@ def create_app(
         lifespan=lifespan,
     )
     errors.install(app)
-    app.add_middleware(BodyGuard, limit=settings.max_body_bytes, exempt=_ingest_paths())
+    for router in _ROUTERS:
+        app.include_router(router)
+    app.add_middleware(BodyGuard, limit=settings.max_body_bytes, guarded=_keyed_routes())
     app.add_middleware(metrics.RequestMetrics)
     app.add_middleware(SecurityHeaders)  # outermost: on every response, refusals included
-    app.include_router(onboardings.router)
-    app.include_router(onboarding_writes.router)
-    app.include_router(reports.router)
-    app.include_router(escalations.router)
-    app.include_router(segment.router)
-    app.include_router(mixpanel.router)
-    app.include_router(health.router)
-    app.include_router(metrics.router)
     return app
 
 
-def _ingest_paths() -> set[str]:
-    """The vendor ingest routes' paths: they bound bodies and check write keys themselves."""
-    routes = [*segment.router.routes, *mixpanel.router.routes]
-    return {route.path for route in routes if isinstance(route, APIRoute)}
+def _keyed_routes() -> list[re.Pattern[str]]:
+    """The paths of the routes that take an API key (bearer): the REST routes, whose bodies
+    ``BodyGuard`` bounds. The vendor ingest routes take the vendors' write keys and bound
+    their bodies themselves; the probes and docs read no body."""
+    return [
+        route.path_regex
+        for router in _ROUTERS
+        for route in router.routes
+        if isinstance(route, APIRoute) and _calls(route.dependant, bearer_token)
+    ]
+
+
+def _calls(dependant: Dependant, function: Callable[..., object]) -> bool:
+    return dependant.call is function or any(_calls(d, function) for d in dependant.dependencies)
 
 
 async def _bootstrap_keys(settings: Settings, makers: async_sessionmaker[AsyncSession]) -> None:

@@ -8,13 +8,16 @@ unknown, 413 when its ``Content-Length`` is over the limit, and 413 as soon as a
 (chunked) body passes the limit; only then is the body (at most the limit) handed on. The
 key found is left on the request, so the route checks its scope without a second lookup.
 
-The vendor ingest routes are left alone: they authenticate with the vendors' own write
-keys and bound their bodies themselves, before and after gunzip (``ingest_requests``).
+It guards the routes that take an API key (the REST routes; ``app._keyed_routes``). The
+vendor ingest routes are left alone: they authenticate with the vendors' own write keys and
+bound their bodies themselves, before and after gunzip (``ingest_requests``); no other route
+reads a body.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
+import re
+from collections.abc import Sequence
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -25,13 +28,13 @@ from services.api.errors import ApiError, error_response
 
 
 class BodyGuard:
-    def __init__(self, app: ASGIApp, *, limit: int, exempt: Collection[str]) -> None:
+    def __init__(self, app: ASGIApp, *, limit: int, guarded: Sequence[re.Pattern[str]]) -> None:
         self.app = app
         self.limit = limit
-        self.exempt = frozenset(exempt)  # paths whose routes bound and authorise themselves
+        self.guarded = tuple(guarded)  # the path patterns of the routes that take an API key
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in self.exempt:
+        if scope["type"] != "http" or not any(p.match(scope["path"]) for p in self.guarded):
             await self.app(scope, receive, send)
             return
         headers = _headers(scope)

@@ -294,3 +294,15 @@ def test_the_chunked_body_of_a_known_key_is_cut_at_the_limit(api_process: ApiPro
     assert answer.status == 413
     assert answer.sent < 32 * 1024 * 1024
     assert api_process.rss_bytes() - before < 50 * 1024 * 1024
+
+
+def test_the_guard_covers_the_rest_routes_and_leaves_ingest_and_probes_alone() -> None:
+    from services.api.app import _keyed_routes
+
+    patterns = _keyed_routes()
+    rest = ["/v1/onboardings", "/v1/onboardings/x", "/v1/onboardings/x/evidence"]
+    rest += ["/v1/onboardings/x/pause", "/v1/onboardings/x/resume", "/v1/onboardings/x/amendments"]
+    rest += ["/v1/reports/ttfv", "/v1/reports/at-risk", "/v1/escalations"]
+    others = ["/v1/batch", "/v1/track", "/v1/identify", "/track", "/import", "/healthz", "/metrics"]
+    assert all(any(p.match(path) for p in patterns) for path in rest)
+    assert not any(p.match(path) for p in patterns for path in others)
