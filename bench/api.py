@@ -1,6 +1,8 @@
-"""REST API latency at 100,000 onboardings in PostgreSQL, under load from a second process.
+"""REST API latency at 100,000 onboardings in PostgreSQL, and of the embedded server, under
+load from a second process.
 
   deploy/local/with-servers.sh .venv/bin/python bench/api.py [--onboardings N]   (or: make bench)
+  .venv/bin/python bench/api.py --embedded-only [--reference DIR]                 (no servers)
 
 1. Template states: a small demo history goes through the real pipeline (embedded, SQLite);
    the projections it produces are real evaluated ``OnboardingState`` JSON.
@@ -14,7 +16,14 @@
    a fixed time per endpoint and reports p50/p99 latency and requests/s:
    list (first page, 50 items, with and without filters), detail (random onboarding), and
    the TTFV report (group_by segment/cohort/csm/plan over all N).
-Targets: detail p99 < 50 ms; TTFV report < 500 ms. Results: bench/README.md.
+Targets: detail p99 < 50 ms; TTFV report < 500 ms.
+
+Then the embedded server, started as ``make run`` starts it (``firstvalue run``: SQLite, the
+demo history, the API on a pre-bound socket): list and detail at 50 keep-alive connections,
+and at one connection with keep-alive against a fresh connection per request (a stall on
+reused connections shows as keep-alive slower than fresh). ``--reference DIR`` measures
+another checkout's code the same way in the same run. Targets: p99 < 200 ms at 50
+connections; keep-alive p50 within 2x of fresh. Results: bench/README.md.
 """
 
 from __future__ import annotations
@@ -38,6 +47,7 @@ import asyncpg  # type: ignore[import-untyped]
 import httpx
 import orjson
 import uvloop
+from lab.embedded import embedded
 from lab.machine import describe
 from lab.onboardings import analyze, copy_onboardings
 from lab.postgres import asyncpg_dsn, fresh_database, server_version
@@ -58,6 +68,16 @@ TARGETS_MS = {"detail": 50.0, "report": 500.0}  # detail p99, report p99
 # Connections the load generator keeps busy per endpoint (the API is one uvicorn worker on
 # a 2-core machine it shares with PostgreSQL and the generator).
 CONCURRENCY = (("list", 4), ("detail", 4), ("report", 2))
+# The embedded server: (endpoint, connections, fresh connection per request).
+EMBEDDED_RUNS = (
+    ("list", 50, False),
+    ("detail", 50, False),
+    ("list", 1, False),
+    ("list", 1, True),
+    ("detail", 1, False),
+    ("detail", 1, True),
+)
+EMBEDDED_P99_MS = 200.0
 
 
 async def template_states() -> dict[str, list[dict[str, Any]]]:
@@ -164,6 +184,7 @@ def serve(url: str, key: str, port: int) -> subprocess.Popen[bytes]:
         "FIRSTVALUE_DATABASE_URL": url,
         "FIRSTVALUE_API_KEYS": f"bench:read:{key}",
         "FIRSTVALUE_API_HOST": "127.0.0.1",
+        "FIRSTVALUE_INGEST_AUTH": "open",  # no HTTP ingest here (no Kafka): nothing to open
     }
     firstvalue = Path(sys.executable).with_name("firstvalue")
     return subprocess.Popen(
@@ -192,13 +213,13 @@ def wait_ready(base: str, server: subprocess.Popen[bytes], deadline: float = 60.
 # --- the load generator: runs in its own process --------------------------------------
 
 
-def _paths(endpoint: str, ids: list[str], rng: random.Random) -> str:
+def _paths(endpoint: str, ids: list[str], csms: list[str], rng: random.Random) -> str:
     if endpoint == "list":
         return rng.choice(
             [
                 "/v1/onboardings?limit=50",
                 "/v1/onboardings?limit=50&segment=smb",
-                f"/v1/onboardings?limit=50&csm={rng.choice(CSMS).replace(' ', '%20')}",
+                f"/v1/onboardings?limit=50&csm={rng.choice(csms).replace(' ', '%20')}",
                 "/v1/onboardings?limit=50&breach=severe",
             ]
         )
@@ -237,27 +258,41 @@ class Connection:
 
 
 async def drive(
-    base: str, key: str, endpoint: str, ids: list[str], seconds: float, concurrency: int
+    base: str,
+    key: str,
+    endpoint: str,
+    targets: dict[str, list[str]],
+    seconds: float,
+    concurrency: int,
+    fresh: bool = False,
 ) -> dict[str, Any]:
+    """``fresh``: a new connection per request (its connect counted in the latency)."""
     host, port = base.removeprefix("http://").split(":")
     latencies: list[float] = []
     errors = 0
+    ids, csms = targets["ids"], targets["csms"]
 
     async def worker(n: int, stop: float) -> None:
         nonlocal errors
         rng = random.Random(n)
         connection = Connection(host, int(port), key)
-        await connection.open()
+        if not fresh:
+            await connection.open()
         try:
             while time.perf_counter() < stop:
-                path = _paths(endpoint, ids, rng)
+                path = _paths(endpoint, ids, csms, rng)
                 started = time.perf_counter()
+                if fresh:
+                    await connection.open()
                 status, body = await connection.get(path)
+                if fresh:
+                    connection.close()
                 latencies.append(time.perf_counter() - started)
                 if status != 200 or not body:
                     errors += 1
         finally:
-            connection.close()
+            if not fresh:
+                connection.close()
 
     await asyncio.gather(*(worker(n, time.perf_counter() + 2) for n in range(concurrency)))
     latencies.clear()  # two seconds of warm-up (connections, caches) are not counted
@@ -268,6 +303,7 @@ async def drive(
     ordered = sorted(latencies)
     return {
         "endpoint": endpoint,
+        "fresh": fresh,
         "requests": len(ordered),
         "errors": errors,
         "concurrency": concurrency,
@@ -279,7 +315,13 @@ async def drive(
 
 
 def run_driver(
-    base: str, key: str, endpoint: str, ids_file: Path, seconds: float, concurrency: int
+    base: str,
+    key: str,
+    endpoint: str,
+    ids_file: Path,
+    seconds: float,
+    concurrency: int,
+    fresh: bool = False,
 ) -> dict[str, Any]:
     """The load generator in a second process (its own interpreter and event loop)."""
     output = subprocess.run(
@@ -298,6 +340,7 @@ def run_driver(
             str(seconds),
             "--concurrency",
             str(concurrency),
+            *(["--fresh"] if fresh else []),
         ],
         check=True,
         capture_output=True,
@@ -305,6 +348,73 @@ def run_driver(
     )
     result: dict[str, Any] = json.loads(output.stdout.strip().splitlines()[-1])
     return result
+
+
+def _print_results(results: list[dict[str, Any]]) -> None:
+    print(
+        f"\n{'endpoint':<8} {'conc':>4} {'conn':>5} {'requests':>9} {'errors':>6} {'p50 ms':>8} "
+        f"{'p99 ms':>8} {'max ms':>8} {'req/s':>8}"
+    )
+    for r in results:
+        connection = "fresh" if r.get("fresh") else "kept"
+        print(
+            f"{r['endpoint']:<8} {r['concurrency']:>4} {connection:>5} {r['requests']:>9} "
+            f"{r['errors']:>6} {r['p50_ms']:>8.1f} {r['p99_ms']:>8.1f} {r['max_ms']:>8.1f} "
+            f"{r['rps']:>8.1f}"
+        )
+
+
+def _load() -> str:
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.2f} (1 min), {five:.2f} (5 min) on {os.cpu_count()} cores"
+
+
+def measure_embedded(label: str, seconds: float, code: Path | None) -> list[dict[str, Any]]:
+    """The embedded server (``firstvalue run``, as ``make run`` starts it), under load."""
+    with tempfile.TemporaryDirectory() as folder:
+        print(f"\nembedded server ({label}): starting `firstvalue run` ... ({_load()})")
+        with embedded(Path(folder), free_port(), code) as server:
+            auth = {"Authorization": f"Bearer {server.key}"}
+            items = _all_onboardings(server.base, auth)
+            targets = {
+                "ids": [i["onboarding_id"] for i in items],
+                "csms": sorted({i["csm"] for i in items if i["csm"]}),
+            }
+            print(f"demo data: {len(items)} onboardings, {len(targets['csms'])} CSMs")
+            ids_file = Path(folder) / "targets.json"
+            ids_file.write_text(json.dumps(targets))
+            results = [
+                run_driver(server.base, server.key, endpoint, ids_file, seconds, conc, fresh)
+                for endpoint, conc, fresh in EMBEDDED_RUNS
+            ]
+        print(f"done ({_load()})")
+    _print_results(results)
+    for r in results:
+        if r["concurrency"] == 50:
+            verdict = "meets" if r["p99_ms"] < EMBEDDED_P99_MS else "MISSES"
+            print(f"{r['endpoint']} p99 at 50 connections {r['p99_ms']:.1f} ms {verdict} < 200 ms")
+    for endpoint in ("list", "detail"):
+        kept, fresh = (
+            next(r for r in results if r["endpoint"] == endpoint and r["concurrency"] == 1
+                 and r["fresh"] is f)
+            for f in (False, True)
+        )  # fmt: skip
+        ratio = kept["p50_ms"] / fresh["p50_ms"]
+        verdict = "meets" if ratio <= 2 else "MISSES"
+        print(f"{endpoint} keep-alive p50 / fresh p50 = {ratio:.2f} {verdict} <= 2")
+    return results
+
+
+def _all_onboardings(base: str, auth: dict[str, str]) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = []
+    cursor: str | None = None
+    while True:
+        params: dict[str, Any] = {"limit": 200} | ({"cursor": cursor} if cursor else {})
+        page = httpx.get(f"{base}/v1/onboardings", params=params, headers=auth, timeout=30).json()
+        items += page["items"]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            return items
 
 
 async def main(count: int, seconds: float) -> None:
@@ -327,7 +437,7 @@ async def main(count: int, seconds: float) -> None:
         try:
             wait_ready(base, server)
             with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as ids_file:
-                json.dump([p[0] for p in projections], ids_file)
+                json.dump({"ids": [p[0] for p in projections], "csms": CSMS}, ids_file)
             results = []
             for endpoint, concurrency in CONCURRENCY:
                 result = run_driver(base, key, endpoint, Path(ids_file.name), seconds, concurrency)
@@ -336,15 +446,7 @@ async def main(count: int, seconds: float) -> None:
         finally:
             server.terminate()
             server.wait(timeout=30)
-    print(
-        f"\n{'endpoint':<8} {'conc':>4} {'requests':>9} {'errors':>6} {'p50 ms':>8} "
-        f"{'p99 ms':>8} {'max ms':>8} {'req/s':>8}"
-    )
-    for r in results:
-        print(
-            f"{r['endpoint']:<8} {r['concurrency']:>4} {r['requests']:>9} {r['errors']:>6} "
-            f"{r['p50_ms']:>8.1f} {r['p99_ms']:>8.1f} {r['max_ms']:>8.1f} {r['rps']:>8.1f}"
-        )
+    _print_results(results)
     by_name = {r["endpoint"]: r for r in results}
     for name, target in TARGETS_MS.items():
         verdict = "meets" if by_name[name]["p99_ms"] < target else "MISSES"
@@ -360,15 +462,35 @@ def cli() -> None:
     parser.add_argument("--endpoint", help=argparse.SUPPRESS)
     parser.add_argument("--ids", help=argparse.SUPPRESS)
     parser.add_argument("--concurrency", type=int, default=8, help=argparse.SUPPRESS)
+    parser.add_argument("--fresh", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--embedded-only", action="store_true", help="only the embedded server (no servers)"
+    )
+    parser.add_argument("--embedded-seconds", type=float, default=10.0, help="per run")
+    parser.add_argument(
+        "--reference", type=Path, help="also measure the embedded server of this checkout"
+    )
     args = parser.parse_args()
     if args.drive:
-        ids = json.loads(Path(args.ids).read_text())
+        targets = json.loads(Path(args.ids).read_text())
         result = uvloop.run(
-            drive(args.drive, args.key, args.endpoint, ids, args.seconds, args.concurrency)
+            drive(
+                args.drive,
+                args.key,
+                args.endpoint,
+                targets,
+                args.seconds,
+                args.concurrency,
+                args.fresh,
+            )
         )
         print(json.dumps(result))
         return
-    asyncio.run(main(args.onboardings, args.seconds))
+    if not args.embedded_only:
+        asyncio.run(main(args.onboardings, args.seconds))
+    if args.reference is not None:
+        measure_embedded(f"reference: {args.reference}", args.embedded_seconds, args.reference)
+    measure_embedded("this code", args.embedded_seconds, None)
 
 
 if __name__ == "__main__":

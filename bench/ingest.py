@@ -367,6 +367,7 @@ async def http_ingest(
         "FIRSTVALUE_DATABASE_URL": database_url,
         "FIRSTVALUE_KAFKA_BOOTSTRAP_SERVERS": servers,
         "FIRSTVALUE_API_PORT": str(port),
+        "FIRSTVALUE_INGEST_AUTH": "open",  # the bench's batches carry no write key
     }
     sent_at = datetime.now(UTC).isoformat()
     bodies = [

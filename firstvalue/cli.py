@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from firstvalue import demo_data, records
 from firstvalue.plans_diff import KINDS, DiffReport
-from shared.config import Settings, load_settings
+from shared.config import Settings, ingest_auth_refusal, load_settings
 from shared.domain.plan_loader import PlanError
 from shared.domain.plans import Plan
 from shared.plan_files import load_plan_file
@@ -101,8 +101,15 @@ def api(port: PortOption = None) -> None:
     from services.api.http_server import uvicorn_options
 
     settings = _durable(_settings(api_port=port))
+    _refuse_open_ingest(settings)
     app = create_app(settings, plans=_configured_plans(settings))
-    uvicorn.run(app, host=settings.api_host, port=settings.api_port, **uvicorn_options())
+    uvicorn.run(
+        app,
+        host=settings.api_host,
+        port=settings.api_port,
+        server_header=False,
+        **uvicorn_options(),
+    )
 
 
 @app.command()
@@ -110,7 +117,9 @@ def ingest() -> None:
     """Consume analytics.events into facts (needs Kafka)."""
     from firstvalue import standalone
 
-    _until_signal(standalone.ingest(_durable(_kafka_settings())))
+    settings = _durable(_kafka_settings())
+    _refuse_open_ingest(settings)
+    _until_signal(standalone.ingest(settings))
 
 
 @app.command()
@@ -488,6 +497,14 @@ def _durable(settings: Settings) -> Settings:
         errors.print(f"firstvalue: {exc}", markup=False, highlight=False, soft_wrap=True)
         raise typer.Exit(2) from exc
     return settings
+
+
+def _refuse_open_ingest(settings: Settings) -> None:
+    """Production services never start with HTTP ingest open by accident (one line, exit 2)."""
+    refusal = ingest_auth_refusal(settings)
+    if refusal is not None:
+        errors.print(f"firstvalue: refusing to start: {refusal}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2)
 
 
 def _kafka_settings() -> Settings:

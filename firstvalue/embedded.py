@@ -25,6 +25,7 @@ from pathlib import Path
 
 import orjson
 import uvicorn
+import uvloop
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -37,7 +38,7 @@ from services.milestones.service import run_configured
 from shared.analytics.normalize import partition_key
 from shared.bus import topics
 from shared.bus.memory import MemoryBus
-from shared.config import Settings
+from shared.config import Settings, ingest_auth_refusal
 from shared.domain.plans import Plan
 from shared.plan_files import configured_plans
 from shared.projection.manual import record_fact
@@ -49,6 +50,7 @@ from shared.storage.onboardings import OnboardingRepository
 from shared.storage.projections import ProjectionFilter, ProjectionRepository
 
 DEMO_KEY_FILE = Path(".firstvalue-demo-key")
+DEMO_WRITE_KEY_FILE = Path(".firstvalue-demo-write-key")
 DEMO_KEY_NAME = "demo"
 ADMIN_KEY_FILE = Path(".firstvalue-key")  # --no-demo without FIRSTVALUE_API_KEYS
 ADMIN_KEY_NAME = "admin"
@@ -102,14 +104,18 @@ def run(
     demo: bool = True,
 ) -> None:
     """Run until Ctrl-C (SIGINT) or SIGTERM, then shut everything down cleanly. With
-    ``demo``, an empty database first gets the demo history."""
-    asyncio.run(_main(settings, console or Console(), plans, demo))
+    ``demo``, an empty database first gets the demo history. On uvloop, as ``firstvalue
+    api`` runs under uvicorn: the API, the consumers and aiosqlite's thread hand-offs all
+    share this one loop."""
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(_main(settings, console or Console(), plans, demo))
 
 
 async def _main(
     settings: Settings, console: Console, plans: Mapping[str, Plan] | None, demo: bool
 ) -> None:
     started = time.perf_counter()
+    settings = _with_demo_write_key(settings)
     # Bind first: a busy port fails in a second, not after the demo data has loaded.
     sock = _bind(settings.api_host, settings.api_port)
     stop = asyncio.Event()
@@ -142,7 +148,11 @@ async def _main(
 
 
 def _bind(host: str, port: int) -> socket.socket:
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    # IPPROTO_TCP spelled out: asyncio sets TCP_NODELAY only on sockets that say so, and an
+    # accepted connection inherits the listener's protocol number. With 0 (the default),
+    # Nagle's algorithm met the client's delayed ACK: ~40 ms on every keep-alive request.
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
@@ -171,7 +181,10 @@ async def _serve(
     app = create_app(
         settings, plans=pipeline.plans, sessionmaker=pipeline.sessionmaker, bus=pipeline.bus
     )
-    server = _Server(uvicorn.Config(app, log_level="warning", lifespan="on", **uvicorn_options()))
+    config = uvicorn.Config(
+        app, log_level="warning", lifespan="on", server_header=False, **uvicorn_options()
+    )
+    server = _Server(config)
     serving = asyncio.create_task(server.serve(sockets=[sock]), name="api")
     while not server.started and not serving.done() and not stop.is_set():
         await asyncio.wait({serving}, timeout=0.05)
@@ -310,14 +323,30 @@ async def _wait_drained(
         await asyncio.sleep(0.1)
 
 
+def _with_demo_write_key(settings: Settings) -> Settings:
+    """Without configured ingest keys the embedded runner makes its own write key (kept in
+    ``.firstvalue-demo-write-key``), as Segment write key and Mixpanel token alike: its
+    HTTP ingest is never open to any key unless ``FIRSTVALUE_INGEST_AUTH=open`` says so."""
+    if ingest_auth_refusal(settings) is None:
+        return settings
+    key = _kept_secret(DEMO_WRITE_KEY_FILE, "wk_demo_")
+    return settings.model_copy(update={"segment_write_keys": [key], "mixpanel_tokens": [key]})
+
+
+def _kept_secret(path: Path, prefix: str) -> str:
+    """The secret in ``path``, made (readable by the owner only) on first use."""
+    key = path.read_text().strip() if path.exists() else ""
+    if not key:
+        key = prefix + secrets.token_urlsafe(24)
+        path.write_text(key + "\n")
+        os.chmod(path, 0o600)
+    return key
+
+
 async def _stored_key(sessionmaker: async_sessionmaker[AsyncSession], file: Path, name: str) -> str:
     """A read+write key kept in ``file`` (mode 600; the table holds only its hash): the demo
     key, or with ``--no-demo`` the first key of a team that configured none."""
-    key = file.read_text().strip() if file.exists() else ""
-    if not key:
-        key = f"fv_{name}_" + secrets.token_urlsafe(24)
-        file.write_text(key + "\n")
-        os.chmod(file, 0o600)
+    key = _kept_secret(file, f"fv_{name}_")
     async with sessionmaker() as session, session.begin():
         await ApiKeyRepository(session).ensure(name, ("read", "write"), key, datetime.now(UTC))
     return key
@@ -352,7 +381,9 @@ def _banner(
     auth = f'-H "Authorization: Bearer {key}"'
     say = functools.partial(console.print, soft_wrap=True, highlight=False)
     say(f"\n[bold green]firstvalue is serving on {url}[/] (ready in {elapsed:.1f} s)")
-    say(f"Demo API key (read+write, kept in {DEMO_KEY_FILE}): [bold]{key}[/]\n")
+    say(f"Demo API key (read+write, kept in {DEMO_KEY_FILE}): [bold]{key}[/]")
+    _say_made_write_key(say, settings)
+    say("")
     say("Onboardings, newest first (filters: segment, stage, status, csm, breach, at_risk, …):")
     say(f"  curl {auth} '{url}/v1/onboardings?limit=5'")
     if example:
@@ -360,6 +391,19 @@ def _banner(
         say(f"  curl {auth} '{url}/v1/onboardings/{example}'")
     say(f"\nConsole: {url}/ (sign in with the key above)")
     say(f"OpenAPI: {url}/docs · metrics: {url}/metrics · Ctrl-C stops.")
+
+
+def _say_made_write_key(say: Callable[[str], object], settings: Settings) -> bool:
+    """Print the write key this runner made, if it is the one in use (an operator's own keys
+    are never echoed); True if it printed one."""
+    made = DEMO_WRITE_KEY_FILE.read_text().strip() if DEMO_WRITE_KEY_FILE.exists() else ""
+    if not made or made not in settings.segment_write_keys:
+        return False
+    say(
+        f"Ingest write key (Segment write key and Mixpanel token, kept in "
+        f"{DEMO_WRITE_KEY_FILE}): [bold]{made}[/]"
+    )
+    return True
 
 
 def _production_banner(
@@ -377,10 +421,9 @@ def _production_banner(
     say(f"Console: {url}/ · OpenAPI: {url}/docs · metrics: {url}/metrics")
     say(f"Register onboardings: POST {url}/v1/onboardings, or a 'Contract Signed' event.")
     say(f"Events: Segment's HTTP API at {url}/v1/batch, Mixpanel's at {url}/track and /import.")
-    if not settings.segment_write_keys and not settings.mixpanel_tokens:
+    if _say_made_write_key(say, settings):
         say(
-            "[yellow]Ingest accepts any Segment write key and Mixpanel token: set "
-            "FIRSTVALUE_SEGMENT_WRITE_KEYS and FIRSTVALUE_MIXPANEL_TOKENS (comma-separated) "
-            "to accept only yours.[/yellow]"
+            "  (set FIRSTVALUE_SEGMENT_WRITE_KEYS and FIRSTVALUE_MIXPANEL_TOKENS, comma-separated, "
+            "to use your own instead)"
         )
     say("Ctrl-C stops.")

@@ -6,9 +6,10 @@ an argument; nothing reads the environment after start-up.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import quote
 
 from pydantic import SecretStr, field_validator, model_validator
@@ -100,6 +101,10 @@ class Settings(BaseSettings):
     account_property: str = "account_id"
     mixpanel_group_key: str = "company_id"
     mixpanel_tokens: Annotated[list[str], NoDecode] = []
+    # "open": HTTP ingest accepts any write key or token when none is configured. Without
+    # it, `firstvalue api` and `firstvalue ingest` refuse to start with no keys (README).
+    ingest_auth: Literal["keys", "open"] = "keys"
+    max_body_bytes: int = 1024 * 1024  # REST request bodies; the ingest routes have their own
     max_clock_skew_days: float = 7.0
     timer_interval_seconds: float = 30.0
     metrics_host: str = "127.0.0.1"  # where `firstvalue ingest`/`milestones` serve /metrics
@@ -159,6 +164,7 @@ class Settings(BaseSettings):
         "webhook_backoff_max_seconds",
         "webhook_max_attempts",
         "webhook_concurrency",
+        "max_body_bytes",
     )
     @classmethod
     def _positive(cls, value: float) -> float:
@@ -197,6 +203,33 @@ class Settings(BaseSettings):
                 "(deliveries are always signed)"
             )
         return self
+
+
+def ingest_auth_refusal(settings: Settings) -> str | None:
+    """Why a production service must not start with these settings: HTTP ingest with no
+    write keys and no tokens would take events from anyone who reaches the port."""
+    if _any_ingest_key(settings) or settings.ingest_auth == "open":
+        return None
+    return (
+        "no ingest keys: set FIRSTVALUE_SEGMENT_WRITE_KEYS and/or FIRSTVALUE_MIXPANEL_TOKENS, "
+        "or FIRSTVALUE_INGEST_AUTH=open to accept any write key"
+    )
+
+
+def _any_ingest_key(settings: Settings) -> bool:
+    return bool(
+        settings.segment_write_keys or settings.rudderstack_write_keys or settings.mixpanel_tokens
+    )
+
+
+def accepts_any_key(settings: Settings, configured: Sequence[str]) -> bool:
+    """Whether a vendor's ingest routes, with ``configured`` as their own keys, take any key:
+    only with none of their own, and only when ingest is open — said so
+    (``FIRSTVALUE_INGEST_AUTH=open``) or no ingest key of any vendor configured (which the
+    services refuse at start-up unless it is said). Segment keys alone keep Mixpanel shut."""
+    if configured:
+        return False
+    return settings.ingest_auth == "open" or not _any_ingest_key(settings)
 
 
 def load_settings(**overrides: Any) -> Settings:

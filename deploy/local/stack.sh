@@ -9,7 +9,9 @@
 # every time: no data survives a stop.
 #
 # Environment: FIRSTVALUE_* settings pass through (e.g. FIRSTVALUE_API_PORT, FIRSTVALUE_PLANS);
-# FIRSTVALUE_API_KEYS defaults to one generated write key, printed at start.
+# FIRSTVALUE_API_KEYS defaults to one generated write key, printed at start; with neither
+# FIRSTVALUE_SEGMENT_WRITE_KEYS nor FIRSTVALUE_MIXPANEL_TOKENS (nor FIRSTVALUE_INGEST_AUTH=open)
+# one Segment write key is generated too, so `firstvalue api` and `ingest` start.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -106,6 +108,11 @@ if [[ -z "${FIRSTVALUE_API_KEYS:-}" ]]; then
     generated_key="$("$PYTHON" -c 'import secrets; print("fv_" + secrets.token_urlsafe(24))')"
     export FIRSTVALUE_API_KEYS="stack:write:$generated_key"
 fi
+generated_write_key=""
+if [[ -z "${FIRSTVALUE_SEGMENT_WRITE_KEYS:-}${FIRSTVALUE_MIXPANEL_TOKENS:-}" && "${FIRSTVALUE_INGEST_AUTH:-}" != open ]]; then
+    generated_write_key="$("$PYTHON" -c 'import secrets; print("wk_" + secrets.token_urlsafe(24))')"
+    export FIRSTVALUE_SEGMENT_WRITE_KEYS="$generated_write_key"
+fi
 API_URL="http://${FIRSTVALUE_API_HOST:-127.0.0.1}:${FIRSTVALUE_API_PORT:-8000}"
 {
     echo "export FIRSTVALUE_DATABASE_URL=$FIRSTVALUE_DATABASE_URL"
@@ -154,6 +161,9 @@ firstvalue stack is up ($((SECONDS - t0)) s):
 EOF
     if [[ -n "$generated_key" ]]; then
         echo "  API key     $generated_key   e.g. curl -H 'Authorization: Bearer $generated_key' $API_URL/v1/onboardings" >&2
+    fi
+    if [[ -n "$generated_write_key" ]]; then
+        echo "  Write key   $generated_write_key   (Segment write key for POST $API_URL/v1/batch)" >&2
     fi
     echo "Ctrl-C stops everything." >&2
 else

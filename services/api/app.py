@@ -6,15 +6,21 @@ passes its own sessionmaker and in-memory bus instead, so one process shares the
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+import re
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime
 
 from fastapi import FastAPI
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.api import console, errors, metrics
+from services.api.auth import bearer_token
+from services.api.body_guard import BodyGuard
 from services.api.dependencies import Runtime
+from services.api.headers import SecurityHeaders
 from services.api.routes import (
     escalations,
     health,
@@ -31,6 +37,17 @@ from shared.domain.plans import Plan
 from shared.plan_files import configured_plans
 from shared.storage.api_keys import ApiKeyRepository
 from shared.storage.engine import create_engine, create_sessionmaker
+
+_ROUTERS = (
+    onboardings.router,
+    onboarding_writes.router,
+    reports.router,
+    escalations.router,
+    segment.router,
+    mixpanel.router,
+    health.router,
+    metrics.router,
+)
 
 
 def create_app(
@@ -69,17 +86,29 @@ def create_app(
         redoc_url=None,
     )
     errors.install(app)
-    app.middleware("http")(metrics.record)
-    app.include_router(onboardings.router)
-    app.include_router(onboarding_writes.router)
-    app.include_router(reports.router)
-    app.include_router(escalations.router)
-    app.include_router(segment.router)
-    app.include_router(mixpanel.router)
-    app.include_router(health.router)
-    app.include_router(metrics.router)
+    for router in _ROUTERS:
+        app.include_router(router)
     console.install(app)
+    app.add_middleware(BodyGuard, limit=settings.max_body_bytes, guarded=_keyed_routes())
+    app.add_middleware(metrics.RequestMetrics)
+    app.add_middleware(SecurityHeaders)  # outermost: on every response, refusals included
     return app
+
+
+def _keyed_routes() -> list[re.Pattern[str]]:
+    """The paths of the routes that take an API key (bearer): the REST routes, whose bodies
+    ``BodyGuard`` bounds. The vendor ingest routes take the vendors' write keys and bound
+    their bodies themselves; the probes and docs read no body."""
+    return [
+        route.path_regex
+        for router in _ROUTERS
+        for route in router.routes
+        if isinstance(route, APIRoute) and _calls(route.dependant, bearer_token)
+    ]
+
+
+def _calls(dependant: Dependant, function: Callable[..., object]) -> bool:
+    return dependant.call is function or any(_calls(d, function) for d in dependant.dependencies)
 
 
 async def _bootstrap_keys(settings: Settings, makers: async_sessionmaker[AsyncSession]) -> None:

@@ -8,11 +8,12 @@ Fact ids are derived from the content, so the same command sent twice records on
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from services.api.params import Moment, PlainText
 from shared.analytics.registration import ContractTerms, registration
 from shared.domain.facts import (
     EvidenceRecorded,
@@ -23,15 +24,8 @@ from shared.domain.facts import (
 )
 from shared.projection.manual import fact_id
 
-
-def _utc(value: datetime) -> datetime:
-    """ISO-8601 without an offset is read as UTC, the API's only time zone."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-Moment = Annotated[datetime, AfterValidator(_utc)]
-Text = Annotated[str, Field(min_length=1, max_length=255)]
-LongText = Annotated[str, Field(min_length=1, max_length=4000)]
+Text = Annotated[PlainText, Field(min_length=1, max_length=255)]
+LongText = Annotated[PlainText, Field(min_length=1, max_length=4000)]
 Channel = Literal["email", "slack", "call", "meeting", "other"]
 
 
@@ -73,7 +67,7 @@ class RecordEvidence(_Command):
     channel: Channel
     at: Moment | None = Field(default=None, description="when confirmed; default: now")
     quote: LongText | None = None
-    link: Annotated[str, Field(min_length=1, max_length=2000)] | None = None
+    link: Annotated[PlainText, Field(min_length=1, max_length=2000)] | None = None
     recorded_by: Text | None = Field(default=None, description="default: the API key's name")
 
     def fact(self, onboarding_id: str, now: datetime, key_name: str) -> EvidenceRecorded:

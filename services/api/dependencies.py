@@ -14,6 +14,7 @@ from services.api.key_cache import KeyCache
 from shared.bus.bus import Bus
 from shared.config import Settings
 from shared.domain.plans import Plan
+from shared.storage.engine import read_only
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,10 @@ class Runtime:
     sessionmaker: async_sessionmaker[AsyncSession]
     bus: Bus | None  # None: this API does not accept HTTP ingest (no bus to publish to)
     keys: KeyCache = field(default_factory=KeyCache)
+    read_sessionmaker: async_sessionmaker[AsyncSession] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "read_sessionmaker", read_only(self.sessionmaker))
 
 
 def runtime(request: Request) -> Runtime:
@@ -32,9 +37,15 @@ def runtime(request: Request) -> Runtime:
     return state
 
 
+_READS = frozenset({"GET", "HEAD"})  # the API's reads: no GET or HEAD route writes
+
+
 async def session(request: Request) -> AsyncIterator[AsyncSession]:
-    """One session per request: commit when the route succeeds, roll back when it raises."""
-    async with runtime(request).sessionmaker() as db:
+    """One session per request: commit when the route succeeds, roll back when it raises.
+    Reads get a read-only session (on SQLite it waits for no writer; ``read_only``)."""
+    state = runtime(request)
+    makers = state.read_sessionmaker if request.method in _READS else state.sessionmaker
+    async with makers() as db:
         try:
             yield db
         except BaseException:

@@ -25,6 +25,7 @@ _CODES = {
     404: "not_found",
     405: "method_not_allowed",
     409: "conflict",
+    413: "payload_too_large",
     422: "invalid_request",
     500: "internal_error",
     503: "unavailable",
@@ -57,7 +58,7 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
 
 
 READ_ERRORS = error_responses(400, 401, 403, 404, 422)
-WRITE_ERRORS = error_responses(401, 403, 404, 409, 422)
+WRITE_ERRORS = error_responses(401, 403, 404, 409, 413, 422)
 
 
 class ApiError(Exception):

@@ -1,29 +1,38 @@
 """Query filters shared by the list, report and escalation routes: checked against the
 configured plans so a typo is a 422 naming the known values, not an empty page; the
-cohort as the filters' signature range; and the paging parameters and cursor check they share."""
+cohort as the filters' signature range; and the paging parameters they share."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, TypedDict
 
 from fastapi import Query
+from pydantic import AfterValidator
 
 from services.api.errors import ApiError
+from services.api.params import TextFilter, month_range
 from shared.domain.plans import Plan
 
+
+def _cohort(value: str) -> str:
+    month_range(value)  # a month outside the API's calendar is refused here, as a 422
+    return value
+
+
 Cohort = Annotated[
-    str | None,
+    Annotated[str, AfterValidator(_cohort)] | None,
     Query(
         pattern=r"^\d{4}-(0[1-9]|1[0-2])$",
-        description="signature-month cohort, YYYY-MM (UTC)",
+        description="signature-month cohort, YYYY-MM (UTC), 1970-01 to 2999-12",
     ),
 ]
-
-
+Filter = Annotated[TextFilter | None, Query()]
 Limit = Annotated[int, Query(ge=1, le=200)]
-Cursor = Annotated[str | None, Query(description="next_cursor of the previous page")]
+Cursor = Annotated[
+    str | None, Query(max_length=2048, description="next_cursor of the previous page")
+]
 
 
 def known(
@@ -54,12 +63,8 @@ class CohortBounds(TypedDict):
 
 
 def cohort_bounds(cohort: str | None) -> CohortBounds:
-    """``YYYY-MM`` → [first moment of the month, first moment of the next) in UTC."""
+    """``YYYY-MM`` (already checked by ``Cohort``) → its signature range in UTC."""
     if cohort is None:
         return CohortBounds(signed_from=None, signed_before=None)
-    year, month = (int(part) for part in cohort.split("-"))
-    if year < 1970:
-        raise ApiError(422, "invalid_request", f"cohort '{cohort}' is before 1970")
-    start = datetime(year, month, 1, tzinfo=UTC)
-    end = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=UTC)
+    start, end = month_range(cohort)
     return CohortBounds(signed_from=start, signed_before=end)

@@ -5,11 +5,11 @@ gauges (``shared.observability.database``) read at scrape time."""
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import PlainTextResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.api.dependencies import runtime
 from shared.bus import topics
@@ -21,19 +21,35 @@ from shared.observability.server import CONTENT_TYPE, render
 router = APIRouter(tags=["operations"])
 
 
-async def record(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-    """Middleware: count and time every request under its route template."""
-    started = time.perf_counter()
-    status = 500
-    try:
-        response = await call_next(request)
-        status = response.status_code
-        return response
-    finally:
-        route = request.scope.get("route")
-        template = getattr(route, "path", None) or "unmatched"
-        HTTP_REQUESTS.labels(request.method, template, str(status)).inc()
-        HTTP_DURATION.labels(request.method, template).observe(time.perf_counter() - started)
+class RequestMetrics:
+    """ASGI middleware: count and time every request under its route template. Plain ASGI
+    rather than ``BaseHTTPMiddleware``, whose per-request task and streams cost more than
+    the counting itself."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            route = scope.get("route")  # set by the router on this same scope
+            template = getattr(route, "path", None) or "unmatched"
+            method = scope["method"]
+            HTTP_REQUESTS.labels(method, template, str(status)).inc()
+            HTTP_DURATION.labels(method, template).observe(time.perf_counter() - started)
 
 
 @router.get("/metrics", response_class=PlainTextResponse)
@@ -64,6 +80,6 @@ def _readers(request: Request) -> _Readers:
         if state.bus is not None and state.settings.kafka_bootstrap_servers is None:
             groups = [(topics.EVENTS, "ingest"), (topics.FACTS, "milestones")]
             bus = BusMetrics(state.bus, groups, dlq=True)
-        readers = _Readers(DatabaseMetrics(state.sessionmaker), bus)
+        readers = _Readers(DatabaseMetrics(state.read_sessionmaker), bus)
         request.app.state.metrics_readers = readers
     return readers

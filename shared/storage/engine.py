@@ -1,8 +1,12 @@
 """Engines and sessions: made once per process at start-up, disposed at shutdown.
 
-SQLite (embedded mode) runs every transaction as ``BEGIN IMMEDIATE``: the ingest consumer,
-the milestones consumer, the timers and the API share one file, and a deferred transaction
-that read first and writes later would fail with a stale WAL snapshot instead of waiting.
+SQLite (embedded mode) is in WAL mode, and a transaction that may write starts as ``BEGIN
+IMMEDIATE``: the ingest consumer, the milestones consumer, the timers and the API share one
+file, and a deferred transaction that read first and writes later would fail with a stale
+WAL snapshot instead of waiting its turn. So writers are serialised, each waiting (up to the
+busy timeout) for the one before. Sessions from ``read_only`` only read: they start a
+deferred ``BEGIN``, which in WAL mode reads a snapshot without taking the write lock, so
+reads run beside each other and beside the one writer instead of queueing behind it.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from sqlalchemy.ext.asyncio import (
 from shared.config import async_database_url
 
 SQLITE_BUSY_TIMEOUT_MS = 30_000
+READ_ONLY = "firstvalue_read_only"  # execution option of ``read_only`` sessions' connections
 
 
 def _json_dumps(value: Any) -> str:
@@ -45,6 +50,16 @@ def create_engine(url: str, application_name: str) -> AsyncEngine:
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
     """Sessions whose objects stay readable after commit (no lazy reloads in async code)."""
     return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def read_only(sessionmaker: async_sessionmaker[AsyncSession]) -> async_sessionmaker[AsyncSession]:
+    """Sessions on the same engine (and pool) for work that never writes. On SQLite their
+    transactions take no write lock (see above), so a write in one would fail rather than
+    wait: use them only for reads. On PostgreSQL they are ordinary sessions."""
+    engine = sessionmaker.kw.get("bind")
+    if not isinstance(engine, AsyncEngine):
+        raise TypeError("read_only needs a sessionmaker bound to one engine")
+    return async_sessionmaker(engine.execution_options(**{READ_ONLY: True}), expire_on_commit=False)
 
 
 def _sqlite_engine(url: str) -> AsyncEngine:
@@ -71,7 +86,8 @@ def _sqlite_engine(url: str) -> AsyncEngine:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Connection) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        reading = connection.get_execution_options().get(READ_ONLY, False)
+        connection.exec_driver_sql("BEGIN" if reading else "BEGIN IMMEDIATE")
 
     return engine
 

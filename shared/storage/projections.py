@@ -11,7 +11,7 @@ import builtins
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import orjson
@@ -171,6 +171,7 @@ def _escalation_rows(state: OnboardingState) -> list[dict[str, Any]]:
 
 
 def encode_cursor(*parts: Any) -> str:
+    """A page's position: its last row's sort key as base64url JSON (moments in ISO-8601)."""
     values = [p.isoformat() if isinstance(p, datetime) else p for p in parts]
     return base64.urlsafe_b64encode(orjson.dumps(values)).decode().rstrip("=")
 
@@ -184,14 +185,38 @@ def keyset_page(
     return items, encode_cursor(*key(items[-1])) if len(rows) > limit else None
 
 
-def decode_cursor(cursor: str, size: int) -> list[Any]:
+CURSOR_ID_MAX = 255  # the width of the id columns a cursor's ids are compared with
+
+
+def decode_cursor(cursor: str, size: int) -> tuple[datetime, list[str]]:
+    """A cursor parsed strictly into its types: a timezone-aware moment (as UTC), then
+    ``size - 1`` ids of text. Anything else raises ``InvalidCursor`` (the API's 400).
+
+    Not signed, on purpose: a cursor is only a position in a sorted list, and any position
+    that parses is one a client may start a page from; it grants nothing a filter does not.
+    Strict types are what keep a forged one from reaching the database as a bad parameter.
+    """
     try:
         values = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
         if not isinstance(values, list) or len(values) != size:
             raise ValueError("wrong shape")
-        return [datetime.fromisoformat(values[0]), *values[1:]]
-    except (ValueError, TypeError, orjson.JSONDecodeError) as error:
-        raise InvalidCursor(f"invalid cursor {cursor!r}") from error
+        moment, *ids = values
+        if not isinstance(moment, str):
+            raise ValueError("the position's moment is not text")
+        at = datetime.fromisoformat(moment)
+        if at.tzinfo is None:
+            raise ValueError("the position's moment has no offset")
+        at = at.astimezone(UTC)
+        if not all(_cursor_id(value) for value in ids):
+            raise ValueError("an id of the position is not plain text")
+        return at, ids
+    except (ValueError, TypeError, OverflowError) as error:  # JSONDecodeError: a ValueError
+        raise InvalidCursor(f"invalid cursor {cursor[:100]!r}") from error
+
+
+def _cursor_id(value: object) -> bool:
+    """Text both backends compare as it is (orjson refuses unpaired surrogates itself)."""
+    return isinstance(value, str) and len(value) <= CURSOR_ID_MAX and "\x00" not in value
 
 
 class ProjectionRepository:
@@ -358,7 +383,7 @@ class ProjectionRepository:
         if csm is not None:
             stmt = stmt.where(e.csm == csm)
         if cursor is not None:
-            fired_at, onboarding_id, rule_key = decode_cursor(cursor, 3)
+            fired_at, (onboarding_id, rule_key) = decode_cursor(cursor, 3)
             stmt = stmt.where(
                 or_(
                     e.fired_at < fired_at,
@@ -396,7 +421,7 @@ LIST_ORDER = (ProjectionRecord.signed_at.desc(), ProjectionRecord.onboarding_id)
 def after_list_cursor(cursor: str) -> ColumnElement[bool]:
     """Rows after ``cursor`` in ``LIST_ORDER``: the keyset condition of the list's pages."""
     p = ProjectionRecord
-    signed_at, onboarding_id = decode_cursor(cursor, 2)
+    signed_at, (onboarding_id,) = decode_cursor(cursor, 2)
     return or_(
         p.signed_at < signed_at,
         and_(p.signed_at == signed_at, p.onboarding_id > onboarding_id),

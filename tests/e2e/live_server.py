@@ -95,7 +95,7 @@ class LiveServer:
 
 
 def _bound_socket() -> socket.socket:
-    sock = socket.socket()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)  # TCP_NODELAY
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
     return sock
@@ -118,7 +118,7 @@ def live_server(backend: str, directory: Path, **settings: Any) -> Iterator[Live
 
     async def main() -> None:
         async with fresh_database(backend, directory) as url:
-            config = load_settings(database_url=url, **settings)
+            config = load_settings(database_url=url, **({"ingest_auth": "open"} | settings))
             async with start_pipeline(config) as pipeline:
                 async with pipeline.sessionmaker() as session, session.begin():
                     read_key = await ApiKeyRepository(session).create(
@@ -130,7 +130,13 @@ def live_server(backend: str, directory: Path, **settings: Any) -> Iterator[Live
                 )  # fmt: skip
                 log = RequestLog(app)
                 server = _Server(
-                    uvicorn.Config(log, log_level="warning", lifespan="on", **uvicorn_options())
+                    uvicorn.Config(
+                        log,
+                        log_level="warning",
+                        lifespan="on",
+                        server_header=False,
+                        **uvicorn_options(),
+                    )
                 )
                 serving = asyncio.create_task(server.serve(sockets=[sock]))
                 while not server.started and not serving.done():

@@ -79,8 +79,9 @@ class Stack:
 async def api_stack(
     database_url: str, history: DemoHistory | None = None, **settings: Any
 ) -> AsyncIterator[Stack]:
-    """Pipeline + API on ``database_url``, with ``history`` loaded through the real path."""
-    config = load_settings(database_url=database_url, **settings)
+    """Pipeline + API on ``database_url``, with ``history`` loaded through the real path.
+    HTTP ingest accepts any write key unless the test configures keys."""
+    config = load_settings(database_url=database_url, **({"ingest_auth": "open"} | settings))
     async with start_pipeline(config) as pipeline:
         if history is not None:
             await load_history(pipeline, history)

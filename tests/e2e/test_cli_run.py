@@ -45,11 +45,13 @@ def _wait_serving(process: subprocess.Popen[str], url: str, deadline: float) -> 
     raise AssertionError(f"firstvalue run was not serving after {deadline}s")
 
 
-def _official_sdk_moves_a_milestone(url: str, auth: dict[str, str]) -> None:
+def _official_sdk_moves_a_milestone(url: str, auth: dict[str, str], write_key: str) -> None:
     """segment-analytics-python, pointed at the embedded server, registers and kicks off."""
+    refused = httpx.post(f"{url}/v1/track", json={"userId": "u", "event": "x"}, timeout=10)
+    assert refused.status_code == 401  # the demo's ingest takes its own write key only
     errors: list[object] = []
     client = Client(
-        "any-write-key",
+        write_key,
         host=url,
         sync_mode=True,
         gzip=True,
@@ -115,7 +117,8 @@ def test_run_serves_the_demo_and_explains_a_tasks_done_no_value_account(
         assert "first value" in detail["summary"] and "missing" in detail["summary"]
         tasks = [m for m in detail["milestones"] if m["kind"] == "task"]
         assert tasks and all(m["progress"] == "complete" for m in tasks)
-        _official_sdk_moves_a_milestone(url, auth)
+        write_key = (tmp_path / ".firstvalue-demo-write-key").read_text().strip()
+        _official_sdk_moves_a_milestone(url, auth, write_key)
     finally:
         process.send_signal(signal.SIGINT)
         try:
@@ -126,7 +129,7 @@ def test_run_serves_the_demo_and_explains_a_tasks_done_no_value_account(
             raise AssertionError(f"firstvalue run did not stop on SIGINT:\n{output}") from None
     assert process.returncode == 0, output
     assert f"serving on {url}" in output
-    assert key in output and f"/v1/onboardings/{example}" in output
+    assert key in output and write_key in output and f"/v1/onboardings/{example}" in output
     assert "firstvalue stopped" in output
     assert "Traceback" not in output
 
@@ -138,6 +141,7 @@ def test_migrate_then_api_serves_with_a_bootstrap_key(tmp_path: Path) -> None:
         **os.environ,
         "FIRSTVALUE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'api.db'}",
         "FIRSTVALUE_API_KEYS": "ops:read:ops-secret-key",
+        "FIRSTVALUE_INGEST_AUTH": "open",
         "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
     }
     env.pop("FIRSTVALUE_KAFKA_BOOTSTRAP_SERVERS", None)

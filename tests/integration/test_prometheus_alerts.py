@@ -71,6 +71,7 @@ def api_process(url: str, folder: Path) -> Iterator[str]:
         "FIRSTVALUE_API_HOST": "127.0.0.1",
         "FIRSTVALUE_API_PORT": str(port),
         "FIRSTVALUE_ALLOW_NON_DURABLE_DATABASE": "true",  # the test server is disposable
+        "FIRSTVALUE_INGEST_AUTH": "open",  # no Kafka: the API serves no HTTP ingest anyway
     }
     log = (folder / "api.log").open("w")
     process = subprocess.Popen(

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query
 from services.api.auth import ReadKey
 from services.api.dependencies import RuntimeDep, SessionDep
 from services.api.errors import READ_ERRORS
-from services.api.filters import Cursor, Limit, known
+from services.api.filters import Cursor, Filter, Limit, known
 from services.api.report_schemas import EscalationPageOut, escalation_item
 from shared.storage.projections import ProjectionRepository
 
@@ -25,8 +25,8 @@ async def list_escalations(
         bool, Query(description="also list escalations that have been resolved")
     ] = False,
     level: Annotated[int | None, Query(ge=1, le=9)] = None,
-    segment: str | None = None,
-    csm: str | None = None,
+    segment: Filter = None,
+    csm: Filter = None,
     limit: Limit = 50,
     cursor: Cursor = None,
 ) -> EscalationPageOut:

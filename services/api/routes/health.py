@@ -30,7 +30,7 @@ async def readyz(runtime: RuntimeDep) -> JSONResponse:
     """Ready when the database (and, with HTTP ingest, the broker) answer their probes. The
     body also counts the onboardings on a plan this server does not load: they cannot be
     projected, which must never be silent."""
-    checks = await Readiness(runtime.sessionmaker, runtime.bus).check()
+    checks = await Readiness(runtime.read_sessionmaker, runtime.bus).check()
     if is_ready(checks):
         body: dict[str, object] = {"status": "ready", "checks": checks}
         off_plan = await _off_plan(runtime)
@@ -53,7 +53,7 @@ async def _off_plan(runtime: Runtime) -> int | None:
     (readiness answers within a second whatever the database does)."""
 
     async def count() -> int:
-        async with runtime.sessionmaker() as session:
+        async with runtime.read_sessionmaker() as session:
             return await OnboardingRepository(session).count_off_plans(runtime.plans)
 
     try:

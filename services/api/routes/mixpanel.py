@@ -42,6 +42,7 @@ from shared.analytics.event import DELIVERY, RECEIVED_AT, SOURCE_MARKER
 from shared.analytics.mixpanel import MIXPANEL, normalize_mixpanel
 from shared.analytics.normalize import InvalidMessage
 from shared.analytics.registration import contract_terms, is_contract_signed
+from shared.config import accepts_any_key
 from shared.observability.metrics import HTTP_INGESTED
 
 MAX_TRACK_BYTES = 1024 * 1024
@@ -302,7 +303,7 @@ def _property(event: Any, name: str) -> Any:
 def _tokens_allowed(runtime: Runtime, events: Sequence[Any]) -> bool:
     """With tokens configured, every event that carries properties must name one of them."""
     allowed = runtime.settings.mixpanel_tokens
-    if not allowed:
+    if accepts_any_key(runtime.settings, allowed):
         return True
     carriers = [e for e in events if isinstance(e, dict) and isinstance(e.get("properties"), dict)]
     return bool(carriers) and all(_property(e, "token") in allowed for e in carriers)
@@ -319,7 +320,7 @@ def _authorize_import(
     if user is not None and secret and not payload.params.get("project_id", "").strip():
         raise MixpanelError(400, "project_id is required with service account credentials")
     allowed = runtime.settings.mixpanel_tokens
-    if not allowed:
+    if accepts_any_key(runtime.settings, allowed):
         return
     if user is None:
         if not _tokens_allowed(runtime, events):

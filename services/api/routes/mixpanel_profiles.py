@@ -33,6 +33,7 @@ from shared.analytics.event import RECEIVED_AT, SOURCE_MARKER
 from shared.analytics.mixpanel import MIXPANEL
 from shared.analytics.mixpanel_profiles import ENGAGE, GROUPS, PROFILE_MARKER, normalize_profile
 from shared.analytics.normalize import InvalidMessage
+from shared.config import accepts_any_key
 from shared.observability.metrics import HTTP_INGESTED
 
 
@@ -61,7 +62,8 @@ async def _profiles(request: Request, runtime: RuntimeDep, kind: str) -> Respons
         _require_bus(runtime)
         updates = _parse_events(payload)
         allowed = runtime.settings.mixpanel_tokens
-        if allowed and not all(isinstance(u, dict) and u.get("$token") in allowed for u in updates):
+        tokens = [u.get("$token") if isinstance(u, dict) else None for u in updates]
+        if not accepts_any_key(runtime.settings, allowed) and not all(t in allowed for t in tokens):
             raise MixpanelError(401, "$token, missing or unknown")
         received_at = datetime.now(UTC)
         records, failures = _checked(runtime, updates, kind, received_at)

@@ -30,6 +30,7 @@ from services.api.commands import (
 from services.api.dependencies import Runtime, RuntimeDep, SessionDep
 from services.api.errors import WRITE_ERRORS, ApiError
 from services.api.idempotency import IdempotencyKey, fingerprint, respond_once
+from services.api.params import OnboardingId
 from services.api.report_schemas import WriteResult
 from services.api.schemas import detail
 from shared.domain.facts import OnboardingRegistered
@@ -89,27 +90,33 @@ async def register_onboarding(body: RegisterOnboarding, shell: Shell) -> JSONRes
 
 
 @router.post("/{onboarding_id}/evidence", **_CREATED)
-async def record_evidence(onboarding_id: str, body: RecordEvidence, shell: Shell) -> JSONResponse:
+async def record_evidence(
+    onboarding_id: OnboardingId, body: RecordEvidence, shell: Shell
+) -> JSONResponse:
     """Record manual evidence for a milestone that takes it (e.g. sponsor confirmation)."""
     return await _write(shell, body, lambda now: body.fact(onboarding_id, now, shell.key_name))
 
 
 @router.post("/{onboarding_id}/pause", **_CREATED)
-async def pause_onboarding(onboarding_id: str, body: PauseOnboarding, shell: Shell) -> JSONResponse:
+async def pause_onboarding(
+    onboarding_id: OnboardingId, body: PauseOnboarding, shell: Shell
+) -> JSONResponse:
     """Pause SLA and escalation clocks (409 if already paused)."""
     return await _write(shell, body, lambda now: body.fact(onboarding_id, now, shell.key_name))
 
 
 @router.post("/{onboarding_id}/resume", **_CREATED)
 async def resume_onboarding(
-    onboarding_id: str, body: ResumeOnboarding, shell: Shell
+    onboarding_id: OnboardingId, body: ResumeOnboarding, shell: Shell
 ) -> JSONResponse:
     """End a pause (409 if not paused)."""
     return await _write(shell, body, lambda now: body.fact(onboarding_id, now, shell.key_name))
 
 
 @router.post("/{onboarding_id}/amendments", **_CREATED)
-async def amend_milestone(onboarding_id: str, body: AmendMilestone, shell: Shell) -> JSONResponse:
+async def amend_milestone(
+    onboarding_id: OnboardingId, body: AmendMilestone, shell: Shell
+) -> JSONResponse:
     """Record an amendment to one milestone, with author and reason (history is kept)."""
     return await _write(shell, body, lambda now: body.fact(onboarding_id, now))
 

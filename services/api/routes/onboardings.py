@@ -11,10 +11,10 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.api.auth import ReadKey
-from services.api.commands import Moment
 from services.api.dependencies import RuntimeDep, SessionDep
 from services.api.errors import READ_ERRORS, ApiError
-from services.api.filters import Cohort, Cursor, Limit, cohort_bounds, known
+from services.api.filters import Cohort, Cursor, Filter, Limit, cohort_bounds, known
+from services.api.params import Moment, OnboardingId
 from services.api.schemas import OnboardingDetail, OnboardingItem, OnboardingPage, detail
 from shared.domain.plans import Plan
 from shared.projection.folded import state_as_of
@@ -30,11 +30,11 @@ async def list_onboardings(
     runtime: RuntimeDep,
     session: SessionDep,
     _key: ReadKey,
-    segment: str | None = None,
-    plan: str | None = None,
-    stage: str | None = None,
+    segment: Filter = None,
+    plan: Filter = None,
+    stage: Filter = None,
     status: Literal["onboarding", "onboarded", "paused"] | None = None,
-    csm: str | None = None,
+    csm: Filter = None,
     breach: Literal["none", "breach", "severe"] | None = None,
     tier: Literal["healthy", "at_risk", "critical"] | None = None,
     at_risk: Annotated[
@@ -43,7 +43,7 @@ async def list_onboardings(
     cohort: Cohort = None,
     limit: Limit = 50,
     cursor: Cursor = None,
-) -> OnboardingPage:
+) -> Response:
     known(runtime.plans, segment=segment, plan=plan, stage=stage)
     filters = ProjectionFilter(
         segment=segment,
@@ -57,15 +57,13 @@ async def list_onboardings(
         **cohort_bounds(cohort),
     )
     page = await OnboardingListRepository(session).page(filters, limit=limit, cursor=cursor)
-    return OnboardingPage(
-        items=[OnboardingItem.model_validate(row) for row in page.items],
-        next_cursor=page.next_cursor,
-    )
+    items = [OnboardingItem.model_validate(row) for row in page.items]
+    return _json(OnboardingPage(items=items, next_cursor=page.next_cursor))
 
 
 @router.get("/{onboarding_id}", response_model=OnboardingDetail)
 async def get_onboarding(
-    onboarding_id: str,
+    onboarding_id: OnboardingId,
     runtime: RuntimeDep,
     session: SessionDep,
     _key: ReadKey,
@@ -106,7 +104,8 @@ async def load_detail(
 
 def _json(model: BaseModel) -> Response:
     """The model as JSON, already valid: FastAPI would otherwise dump and re-validate it
-    against ``response_model`` (the schema it documents), doubling the detail's cost."""
+    against ``response_model`` (the schema it documents), doubling the cost of a detail or
+    of a page of 50 items."""
     return Response(content=model.model_dump_json(), media_type="application/json")
 
 

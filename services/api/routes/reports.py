@@ -10,7 +10,7 @@ from fastapi import APIRouter
 from services.api.auth import ReadKey
 from services.api.dependencies import RuntimeDep, SessionDep
 from services.api.errors import READ_ERRORS
-from services.api.filters import Cohort, Cursor, Limit, cohort_bounds, known
+from services.api.filters import Cohort, Cursor, Filter, Limit, cohort_bounds, known
 from services.api.report_schemas import (
     AtRiskPage,
     DecompositionReport,
@@ -32,9 +32,9 @@ async def ttfv_report(
     session: SessionDep,
     _key: ReadKey,
     group_by: GroupBy = "segment",
-    segment: str | None = None,
-    plan: str | None = None,
-    csm: str | None = None,
+    segment: Filter = None,
+    plan: Filter = None,
+    csm: Filter = None,
     cohort: Cohort = None,
 ) -> TTFVReport:
     """TTFV p50/p75/p90/max, reached and open counts, breaches and histograms per group."""
@@ -82,10 +82,10 @@ async def at_risk(
     runtime: RuntimeDep,
     session: SessionDep,
     _key: ReadKey,
-    segment: str | None = None,
-    plan: str | None = None,
-    csm: str | None = None,
-    stage: str | None = None,
+    segment: Filter = None,
+    plan: Filter = None,
+    csm: Filter = None,
+    stage: Filter = None,
     cohort: Cohort = None,
     limit: Limit = 50,
     cursor: Cursor = None,

@@ -32,6 +32,7 @@ from services.api.ingest_requests import (
 )
 from shared.analytics.event import DELIVERY, RECEIVED_AT
 from shared.analytics.normalize import split_segment_batch
+from shared.config import accepts_any_key
 from shared.observability.metrics import HTTP_INGESTED
 
 MAX_MESSAGE_BYTES = 32 * 1024
@@ -135,8 +136,8 @@ def _check_write_key(request: Request, runtime: Runtime, body_key: object) -> No
     """Either key the client sent (Basic user or body) must be a configured one."""
     settings = runtime.settings
     allowed = [*settings.segment_write_keys, *settings.rudderstack_write_keys]
-    if not allowed:
-        return  # embedded/dev mode: any write key
+    if accepts_any_key(settings, allowed):
+        return
     sent = (basic_credentials(request.headers.get("authorization", ""))[0], body_key)
     if not any(isinstance(key, str) and key in allowed for key in sent):
         raise SegmentError(401, "unauthorized", "missing or unknown write key")

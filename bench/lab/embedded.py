@@ -1,0 +1,62 @@
+"""``firstvalue run`` as ``make run`` starts it (SQLite file, in-memory bus, demo data, the
+API on a pre-bound socket), in a folder of its own, for benches to load."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+START_DEADLINE = 300.0  # demo history generation and load included
+
+
+@dataclass(frozen=True)
+class Embedded:
+    base: str
+    key: str  # the demo's read+write API key
+    folder: Path
+
+
+@contextmanager
+def embedded(folder: Path, port: int, code: Path | None = None) -> Iterator[Embedded]:
+    """Run ``firstvalue run --port PORT`` in ``folder``; ``code``: another checkout's
+    packages (PYTHONPATH) instead of the installed ones, to measure a reference."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("FIRSTVALUE_")}
+    if code is not None:
+        environment["PYTHONPATH"] = str(code)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "firstvalue", "run", "--port", str(port)],
+        cwd=folder,
+        env=environment,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(base, process)
+        yield Embedded(base, (folder / ".firstvalue-demo-key").read_text().strip(), folder)
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+
+
+def _wait_ready(base: str, process: subprocess.Popen[bytes]) -> None:
+    until = time.monotonic() + START_DEADLINE
+    while time.monotonic() < until:
+        if process.poll() is not None:
+            errors = process.stderr.read().decode() if process.stderr else ""
+            sys.exit(f"firstvalue run exited: {errors}")
+        try:
+            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.5)
+    sys.exit("firstvalue run did not become ready in time")
