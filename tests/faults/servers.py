@@ -56,11 +56,13 @@ def free_port() -> int:
 
 def service_env(database_url: str, bootstrap: str, **extra: str) -> dict[str, str]:
     """The environment of a service: none of the test run's FIRSTVALUE_* settings (not its
-    permission to use a non-durable database either), only these."""
+    permission to use a non-durable database either), only these. Ingest is declared open:
+    these services take their events from Kafka, and the HTTP ingest is not under test."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("FIRSTVALUE_")}
     return env | {
         "FIRSTVALUE_DATABASE_URL": database_url,
         "FIRSTVALUE_KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+        "FIRSTVALUE_INGEST_AUTH": "open",
         **extra,
     }
 
