@@ -100,9 +100,10 @@ def api(port: PortOption = None) -> None:
     from services.api.app import create_app
     from services.api.http_server import uvicorn_options
 
-    settings = _durable(_settings(api_port=port))
-    _refuse_open_ingest(settings)
-    app = create_app(settings, plans=_configured_plans(settings))
+    settings = _settings(api_port=port)
+    plans = _configured_plans(settings)  # a refused plan is the first thing to say
+    _refuse_open_ingest(_durable(settings))
+    app = create_app(settings, plans=plans)
     uvicorn.run(
         app,
         host=settings.api_host,
