@@ -16,13 +16,14 @@ from services.api.params import TextFilter, month_range
 from shared.domain.plans import Plan
 
 
-def _cohort(value: str) -> str:
+def cohort_month(value: str) -> str:
+    """A ``YYYY-MM`` cohort within the API's calendar (a ``ValueError`` otherwise)."""
     month_range(value)  # a month outside the API's calendar is refused here, as a 422
     return value
 
 
 Cohort = Annotated[
-    Annotated[str, AfterValidator(_cohort)] | None,
+    Annotated[str, AfterValidator(cohort_month)] | None,
     Query(
         pattern=r"^\d{4}-(0[1-9]|1[0-2])$",
         description="signature-month cohort, YYYY-MM (UTC), 1970-01 to 2999-12",

@@ -7,6 +7,8 @@ the variable the PostgreSQL half is skipped locally, and fails under ``CI=true``
 
 from __future__ import annotations
 
+import asyncio
+
 import os
 import uuid
 from collections.abc import AsyncIterator
@@ -61,11 +63,23 @@ async def fresh_postgres_database(base_url: str) -> AsyncIterator[str]:
     try:
         yield make_url(base_url).set(database=name).render_as_string(hide_password=False)
     finally:
+        await _drop_database(base_url, name)
+
+
+async def _drop_database(base_url: str, name: str, attempts: int = 10) -> None:
+    """``DROP DATABASE … WITH (FORCE)``, again while a backend this role may not end (an
+    autovacuum worker, the superuser's) is still in it: those end by themselves."""
+    for attempt in range(1, attempts + 1):
         admin = await asyncpg.connect(_asyncpg_dsn(base_url))
         try:
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            return
+        except asyncpg.InsufficientPrivilegeError:
+            if attempt == attempts:
+                raise
         finally:
             await admin.close()
+        await asyncio.sleep(0.5)
 
 
 @pytest.fixture(params=BACKENDS)

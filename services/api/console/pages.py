@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from services.api.console import charts
 from services.api.console.rendering import page
@@ -24,7 +24,8 @@ from services.api.console.session import (
 )
 from services.api.dependencies import RuntimeDep, SessionDep
 from services.api.errors import ApiError
-from services.api.filters import cohort_bounds, known
+from services.api.filters import cohort_bounds, cohort_month, known
+from services.api.params import OnboardingId, TextFilter
 from services.api.report_schemas import (
     at_risk_item,
     decomposition_group,
@@ -180,15 +181,18 @@ class QueueQuery(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    segment: str | None = None
-    plan: str | None = None
-    stage: str | None = None
+    segment: TextFilter | None = None
+    plan: TextFilter | None = None
+    stage: TextFilter | None = None
     status: Literal["onboarding", "onboarded", "paused"] | None = None
-    csm: str | None = None
+    csm: TextFilter | None = None
     breach: Literal["none", "breach", "severe"] | None = None
     tier: Literal["healthy", "at_risk", "critical"] | None = None
     at_risk: bool | None = None
-    cohort: Annotated[str | None, Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$")] = None
+    cohort: Annotated[
+        Annotated[str, AfterValidator(cohort_month)] | None,
+        Field(pattern=r"^\d{4}-(0[1-9]|1[0-2])$"),
+    ] = None
     sort: Sort = "signed_at"
     order: Literal["asc", "desc"] = "desc"
     page: Annotated[int, Field(ge=1, le=100_000)] = 1
@@ -347,7 +351,7 @@ async def onboarding_view(
     runtime: RuntimeDep,
     session: SessionDep,
     viewer: ViewerDep,
-    onboarding_id: str,
+    onboarding_id: OnboardingId,
     as_of_day: str | None = None,
     *,
     notice: str | None = None,
@@ -395,7 +399,7 @@ async def onboarding(
     runtime: RuntimeDep,
     session: SessionDep,
     viewer: ViewerDep,
-    onboarding_id: str,
+    onboarding_id: OnboardingId,
     as_of: str | None = None,
     done: str | None = None,
 ) -> Response:

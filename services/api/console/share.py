@@ -10,13 +10,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import HTMLResponse, Response
 
 from services.api.console.rendering import page
 from services.api.console.session import ConsoleRefusal
 from services.api.dependencies import RuntimeDep, SessionDep
+from services.api.params import PlainText
 from services.api.schemas import OnboardingDetail, detail
 from shared.storage.console_access import ShareLinkRepository
 from shared.storage.projections import ProjectionRepository
@@ -88,7 +90,10 @@ def customer_plan(o: OnboardingDetail, plan_title: str) -> CustomerPlan:
 
 @router.get("/share/{token}", response_class=HTMLResponse, name="share_page")
 async def share_page(
-    token: str, request: Request, runtime: RuntimeDep, session: SessionDep
+    token: Annotated[PlainText, Path(min_length=1, max_length=255)],
+    request: Request,
+    runtime: RuntimeDep,
+    session: SessionDep,
 ) -> Response:
     link = await ShareLinkRepository(session).resolve(token)
     if link is None or link.revoked_at is not None:

@@ -21,6 +21,7 @@ from services.api.console.pages import onboarding_view
 from services.api.console.session import ConsoleRefusal, ViewerDep, writer_form
 from services.api.dependencies import RuntimeDep, SessionDep
 from services.api.errors import ApiError
+from services.api.params import OnboardingId
 from services.api.routes.onboarding_writes import record_command, relay
 from shared.domain.facts import (
     EvidenceRecorded,
@@ -47,7 +48,7 @@ async def _command(
     runtime: RuntimeDep,
     session: SessionDep,
     viewer: ViewerDep,
-    onboarding_id: str,
+    onboarding_id: OnboardingId,
     model: type[BaseModel],
     build: Callable[[BaseModel, datetime, str], Fact],
     done: str,
@@ -76,7 +77,7 @@ async def _command(
 
 @router.post("/onboardings/{onboarding_id}/evidence")
 async def record_evidence(
-    onboarding_id: str,
+    onboarding_id: OnboardingId,
     request: Request,
     runtime: RuntimeDep,
     session: SessionDep,
@@ -93,7 +94,7 @@ async def record_evidence(
 
 @router.post("/onboardings/{onboarding_id}/pause")
 async def pause(
-    onboarding_id: str,
+    onboarding_id: OnboardingId,
     request: Request,
     runtime: RuntimeDep,
     session: SessionDep,
@@ -110,7 +111,7 @@ async def pause(
 
 @router.post("/onboardings/{onboarding_id}/resume")
 async def resume(
-    onboarding_id: str,
+    onboarding_id: OnboardingId,
     request: Request,
     runtime: RuntimeDep,
     session: SessionDep,
@@ -127,7 +128,7 @@ async def resume(
 
 @router.post("/onboardings/{onboarding_id}/amendments")
 async def amend(
-    onboarding_id: str,
+    onboarding_id: OnboardingId,
     request: Request,
     runtime: RuntimeDep,
     session: SessionDep,
@@ -144,7 +145,7 @@ async def amend(
 
 @router.post("/onboardings/{onboarding_id}/share")
 async def create_share_link(
-    onboarding_id: str,
+    onboarding_id: OnboardingId,
     request: Request,
     runtime: RuntimeDep,
     session: SessionDep,
@@ -167,7 +168,7 @@ async def create_share_link(
 
 @router.post("/onboardings/{onboarding_id}/share/{token_hash}/revoke")
 async def revoke_share_link(
-    onboarding_id: str,
+    onboarding_id: OnboardingId,
     token_hash: str,
     request: Request,
     session: SessionDep,

@@ -57,9 +57,9 @@ async def decomposition_report(
     session: SessionDep,
     _key: ReadKey,
     group_by: GroupBy = "segment",
-    segment: str | None = None,
-    plan: str | None = None,
-    csm: str | None = None,
+    segment: Filter = None,
+    plan: Filter = None,
+    csm: Filter = None,
     cohort: Cohort = None,
 ) -> DecompositionReport:
     """Where the time goes: p50/p75/p90 of handoff, setup and activation per group, with the
