@@ -8,7 +8,6 @@ the variable the PostgreSQL half is skipped locally, and fails under ``CI=true``
 from __future__ import annotations
 
 import asyncio
-
 import os
 import uuid
 from collections.abc import AsyncIterator
