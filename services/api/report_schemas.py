@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from services.api.schemas import EscalationOut, OnboardingDetail
+from services.api.schemas import EscalationOut, OnboardingDetail, escalation_fields
 from shared.domain.plans import Plan
 from shared.reports import decomposition as decompositions
 from shared.reports import ttfv as reports
-from shared.storage.projections import EscalationRow, OnboardingSummary
 from shared.storage.reports import GroupBy
+from shared.storage.views import EscalationRow, OnboardingSummary
 
 
 class BucketOut(BaseModel):
@@ -205,7 +205,7 @@ def _bucket(bucket: reports.Bucket) -> BucketOut:
 
 def at_risk_item(summary: OnboardingSummary, plan: Plan | None) -> AtRiskItem:
     """The at-risk row, its missing outcomes read from the stored state."""
-    state: dict[str, Any] = summary.state
+    state = summary.state
     first_value = plan.first_value if plan is not None else None
     missing = [
         MissingOutcome(
@@ -245,17 +245,5 @@ def escalation_item(row: EscalationRow) -> EscalationItem:
         account_id=row.account_id,
         segment=row.segment,
         csm=row.csm,
-        rule_key=row.rule_key,
-        kind=row.kind,
-        level=row.level,
-        action=row.action,
-        title=row.title,
-        sla_due_at=row.due_at,
-        fired_at=row.fired_at,
-        resolved_at=row.resolved_at,
-        open=row.resolved_at is None,
-        reason=row.reason,
-        resolution=row.resolution,
-        ladder=row.ladder,
-        raised_from=row.raised_from,
+        **escalation_fields(row),
     )

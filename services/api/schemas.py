@@ -6,7 +6,6 @@ escalation, the health score's per-milestone contributions, TTFV's decomposition
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Literal
 
@@ -14,7 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from shared.domain import codec
 from shared.domain.plans import Plan
-from shared.domain.state import OnboardingState
+from shared.domain.state import EscalationStatus, OnboardingState
+from shared.domain.stored_state import StoredMilestone, StoredState
 
 
 class _Out(BaseModel):
@@ -276,7 +276,7 @@ class OnboardingDetail(BaseModel):
         return ", ".join(parts) + "."
 
 
-def detail(state: OnboardingState | Mapping[str, Any], plan: Plan | None) -> OnboardingDetail:
+def detail(state: OnboardingState | StoredState, plan: Plan | None) -> OnboardingDetail:
     """The detail response for ``state`` (or its stored JSON form, ``codec.state_to_dict``);
     ``plan`` (if still configured) names first value.
 
@@ -285,74 +285,52 @@ def detail(state: OnboardingState | Mapping[str, Any], plan: Plan | None) -> Onb
     """
     data = codec.state_to_dict(state) if isinstance(state, OnboardingState) else state
     milestones = [_milestone(m) for m in data["milestones"]]
-    first_value = _first_value(milestones, plan)
-    ttfv = TTFVOut.model_validate(data["ttfv"])
-    pause = PauseOut.model_validate(data["pause"])
     onboarded_at = data["onboarded_at"]
-    fields = {name: data[name] for name in _COPIED}
-    return OnboardingDetail(
-        **fields,
-        summary="",
-        successfully_onboarded=SuccessfullyOnboarded(
-            value="Yes" if onboarded_at else "No", at=onboarded_at
+    ladder = data.get("ladder")
+    shown = {
+        "summary": "",
+        "successfully_onboarded": SuccessfullyOnboarded(
+            value="Yes" if onboarded_at else "No",
+            at=onboarded_at,  # ISO-8601: pydantic parses moments
         ),
-        first_value=first_value,
-        ttfv=ttfv,
-        decomposition=DecompositionOut.model_validate(data["decomposition"]),
-        health=HealthOut.model_validate(data["health"]),
-        stages=[StageOut.model_validate(st) for st in data["stages"]],
-        milestones=milestones,
-        escalations=[_escalation(e) for e in data["escalations"]],
-        escalation_ladder=LadderOut.model_validate(data["ladder"]) if data.get("ladder") else None,
-        signals=SignalsOut.model_validate(data["signals"]),
-        pause=pause,
-        amendments=[AmendmentOut.model_validate(a) for a in data["amendments"]],
-    ).with_summary()
+        "first_value": _first_value(milestones, plan),
+        "milestones": milestones,
+        "escalations": [
+            EscalationOut(**escalation_fields(codec.escalation_from_dict(e)))
+            for e in data["escalations"]
+        ],
+        "escalation_ladder": LadderOut.model_validate(ladder) if ladder else None,
+    }
+    # The other fields are the stored state's own, by name (its extra keys are ignored).
+    return OnboardingDetail.model_validate({**data, **shown}).with_summary()
 
 
-_COPIED = (
-    "onboarding_id",
-    "account_id",
-    "account_name",
-    "plan_key",
-    "plan_version",
-    "segment",
-    "csm",
-    "signed_at",
-    "as_of",
-    "status",
-    "current_stage",
-    "tasks_done_no_value",
-    "completion_rate",
-    "next_due_at",
-)
+def escalation_fields(e: EscalationStatus) -> dict[str, Any]:
+    """``EscalationOut``'s fields for one escalation, in a detail or listed (where
+    ``EscalationItem`` adds whose it is): the SLA moment it fired at is ``sla_due_at``."""
+    return {
+        "rule_key": e.rule_key,
+        "kind": e.kind,
+        "level": e.level,
+        "action": e.action,
+        "title": e.title,
+        "sla_due_at": e.due_at,
+        "fired_at": e.fired_at,
+        "resolved_at": e.resolved_at,
+        "open": e.open,
+        "reason": e.reason,
+        "resolution": e.resolution,
+        "ladder": e.ladder,
+        "raised_from": e.raised_from,
+    }
 
 
-def _escalation(e: Mapping[str, Any]) -> EscalationOut:
-    return EscalationOut(
-        rule_key=e["rule_key"],
-        kind=e["kind"],
-        level=e["level"],
-        action=e["action"],
-        title=e["title"],
-        sla_due_at=e["due_at"],
-        fired_at=e["fired_at"],
-        resolved_at=e["resolved_at"],
-        open=e["resolved_at"] is None,
-        reason=e["reason"],
-        resolution=e.get("resolution"),
-        ladder=e.get("ladder"),
-        raised_from=e.get("raised_from"),
-    )
-
-
-def _milestone(m: Mapping[str, Any]) -> MilestoneOut:
-    data = {name: m[name] for name in MilestoneOut.model_fields if name != "evidence"}
+def _milestone(m: StoredMilestone) -> MilestoneOut:
     evidence = Evidence(
         event_ids=list(m["event_ids"]),
         confirmations=[Confirmation.model_validate(c) for c in m["confirmations"]],
     )
-    return MilestoneOut(**data, evidence=evidence)
+    return MilestoneOut.model_validate({**m, "evidence": evidence})
 
 
 def _first_value(milestones: list[MilestoneOut], plan: Plan | None) -> FirstValue | None:

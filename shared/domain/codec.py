@@ -2,7 +2,8 @@
 
 Datetimes become ISO-8601 UTC strings and tuples lists; TTFV days are rounded to two
 decimals here (and only here) so the core keeps exact figures. The shape mirrors the
-dataclasses field by field, so ``state_from_dict`` inverts it.
+dataclasses field by field, so ``state_from_dict`` inverts it; ``stored_state.StoredState``
+names it for readers.
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ import functools
 import types
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
-from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
+from typing import Any, Literal, Union, cast, get_args, get_origin, get_type_hints
 
-from shared.domain.state import OnboardingState
+from shared.domain.state import EscalationStatus, OnboardingState
+from shared.domain.stored_state import StoredEscalation, StoredState
 
 _ROUNDED = {"days", "elapsed_days"}
 
@@ -54,9 +56,9 @@ def _keep(value: Any) -> Any:
     return value
 
 
-def state_to_dict(state: OnboardingState) -> dict[str, Any]:
-    data: dict[str, Any] = to_json(state)
-    ttfv = data["ttfv"]
+def state_to_dict(state: OnboardingState) -> StoredState:
+    data: StoredState = to_json(state)
+    ttfv = cast(dict[str, Any], data["ttfv"])
     for name in _ROUNDED:
         if ttfv[name] is not None:
             ttfv[name] = round(ttfv[name], 2)
@@ -100,7 +102,14 @@ def _decoder(tp: Any) -> Decoder:
     return _keep
 
 
-def state_from_dict(data: dict[str, Any]) -> OnboardingState:
+def state_from_dict(data: StoredState) -> OnboardingState:
     """The inverse of ``state_to_dict`` (a stored projection back to the core's state)."""
     state: OnboardingState = _decoder(OnboardingState)(data)
     return state
+
+
+def escalation_from_dict(data: StoredEscalation) -> EscalationStatus:
+    """One escalation of a stored state back to the core's (the API shows every escalation,
+    listed or in a detail, from this one type)."""
+    escalation: EscalationStatus = _decoder(EscalationStatus)(data)
+    return escalation

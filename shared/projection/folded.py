@@ -32,6 +32,7 @@ from shared.domain.folding import (
 )
 from shared.domain.plans import Plan
 from shared.domain.state import OnboardingState
+from shared.domain.stored_state import StoredState
 from shared.storage import account_events, activity_days
 from shared.storage.onboardings import OnboardingRepository
 from shared.storage.projections import ProjectionRepository
@@ -49,7 +50,7 @@ class Folded:
     previous: OnboardingState | None = None
 
 
-def _prior_state(stored: dict[str, Any] | None) -> OnboardingState | None:
+def _prior_state(stored: StoredState | None) -> OnboardingState | None:
     try:
         return state_from_dict(stored) if stored is not None else None
     except (KeyError, TypeError, ValueError):
@@ -59,7 +60,7 @@ def _prior_state(stored: dict[str, Any] | None) -> OnboardingState | None:
 async def fold_page(
     session: AsyncSession,
     chosen: Sequence[tuple[OnboardingRegistered, Plan]],
-    stored: Mapping[str, dict[str, Any]],
+    stored: Mapping[str, StoredState],
     folds: Mapping[str, dict[str, Any]],
     now: datetime,
     *,

@@ -23,6 +23,7 @@ from shared.domain.codec import state_from_dict, state_to_dict
 from shared.domain.facts import OnboardingRegistered
 from shared.domain.plans import Plan
 from shared.domain.state import OnboardingState
+from shared.domain.stored_state import StoredState
 from shared.domain.transitions import ESCALATION_TRANSITIONS, Transition, transitions
 from shared.observability.metrics import UNPROJECTABLE
 from shared.projection.errors import UnknownOnboarding, UnknownPlan
@@ -40,7 +41,7 @@ def topic_of(transition: Transition) -> str:
     return topics.TRANSITIONS
 
 
-def _previous(stored: dict[str, Any] | None, onboarding_id: str) -> OnboardingState | None:
+def _previous(stored: StoredState | None, onboarding_id: str) -> OnboardingState | None:
     if stored is None:
         return None
     try:
@@ -84,7 +85,7 @@ async def _project_page(
     stored = await projections.state_dicts(ids)
     folded = await fold_page(session, chosen, stored, await projections.folds(ids), now)
     states: list[OnboardingState] = []
-    changed: list[tuple[OnboardingState, dict[str, Any]]] = []
+    changed: list[tuple[OnboardingState, StoredState]] = []
     folds: dict[str, dict[str, Any]] = {}
     queued: list[QueuedMessage] = []
     for (registration, _plan), result in zip(chosen, folded, strict=True):

@@ -9,7 +9,6 @@ the list's latency. This query reads the summary columns alone and walks
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -19,20 +18,18 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.storage.projections import (
     LIST_ORDER,
-    OnboardingSummary,
     ProjectionFilter,
     after_list_cursor,
     filter_conditions,
     keyset_page,
 )
 from shared.storage.tables import ProjectionRecord
-
-LISTED_FIELDS = tuple(f.name for f in dataclasses.fields(OnboardingSummary) if f.name != "state")
+from shared.storage.views import LISTED_FIELDS
 
 
 @dataclass(frozen=True)
 class ListPage:
-    items: list[dict[str, Any]]  # OnboardingSummary's fields without ``state``
+    items: list[dict[str, Any]]  # views.LISTED_FIELDS: an OnboardingSummary without ``state``
     next_cursor: str | None
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import builtins
-import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,10 +18,20 @@ from sqlalchemy import ColumnElement, and_, delete, false, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.domain import codec
-from shared.domain.state import EscalationState, OnboardingState, escalation_state
+from shared.domain.state import OnboardingState
+from shared.domain.stored_state import StoredState
 from shared.storage import dialect
 from shared.storage.account_events import IDS_PER_QUERY
 from shared.storage.tables import EscalationRecord, OnboardingRecord, ProjectionRecord
+from shared.storage.views import (
+    ESCALATION_FIELDS,
+    SUMMARY_FIELDS,
+    EscalationRow,
+    OnboardingSummary,
+    escalation_columns,
+    summary_columns,
+    summary_row,
+)
 
 T = TypeVar("T")
 
@@ -49,125 +58,15 @@ class ProjectionFilter:
 
 
 @dataclass(frozen=True)
-class OnboardingSummary:
-    onboarding_id: str
-    account_id: str
-    account_name: str | None
-    plan_key: str
-    plan_version: int
-    segment: str
-    csm: str | None
-    status: str
-    current_stage: str | None
-    signed_at: datetime
-    first_value_at: datetime | None
-    ttfv_days: float | None
-    breach: str
-    health_score: float
-    health_tier: str
-    onboarded_at: datetime | None
-    tasks_done_no_value: bool
-    open_escalations: int
-    max_escalation_level: int
-    next_due_at: datetime | None
-    updated_at: datetime
-    state: dict[str, Any]
-
-
-@dataclass(frozen=True)
 class ProjectionPage:
     items: list[OnboardingSummary]
     next_cursor: str | None
 
 
 @dataclass(frozen=True)
-class EscalationRow:
-    onboarding_id: str
-    account_id: str
-    segment: str
-    csm: str | None
-    rule_key: str
-    kind: str
-    level: int
-    action: str
-    title: str
-    due_at: datetime
-    fired_at: datetime
-    resolved_at: datetime | None
-    reason: str
-    ladder: str | None = None  # "sla": a rung of the plan's day-rule ladder
-    raised_from: int | None = None  # the ladder level it raised (None: it opened)
-    resolution: str | None = None  # why it resolved
-
-    @property
-    def state(self) -> EscalationState:
-        """``open``, ``raised`` (it raised the ladder and is still open) or ``resolved``."""
-        return escalation_state(self.resolved_at, self.raised_from)
-
-
-@dataclass(frozen=True)
 class EscalationPage:
     items: list[EscalationRow]
     next_cursor: str | None
-
-
-_SUMMARY_FIELDS = [f.name for f in dataclasses.fields(OnboardingSummary)]
-_ESCALATION_FIELDS = [f.name for f in dataclasses.fields(EscalationRow)]
-
-
-def _columns(
-    state: OnboardingState, updated_at: datetime, encoded: dict[str, Any] | None = None
-) -> dict[str, Any]:
-    open_escalations = state.open_escalations
-    return {
-        "onboarding_id": state.onboarding_id,
-        "account_id": state.account_id,
-        "account_name": state.account_name,
-        "plan_key": state.plan_key,
-        "plan_version": state.plan_version,
-        "segment": state.segment,
-        "csm": state.csm,
-        "status": state.status,
-        "current_stage": state.current_stage,
-        "signed_at": state.signed_at,
-        "first_value_at": state.ttfv.reached_at,
-        "ttfv_days": state.ttfv.days,
-        "breach": state.ttfv.breach,
-        "health_score": state.health.score,
-        "health_tier": state.health.tier,
-        "onboarded_at": state.onboarded_at,
-        "tasks_done_no_value": state.tasks_done_no_value,
-        "open_escalations": len(open_escalations),
-        "max_escalation_level": max((e.level for e in open_escalations), default=0),
-        "next_due_at": state.next_due_at,
-        "updated_at": updated_at,
-        "state": codec.state_to_dict(state) if encoded is None else encoded,
-    }
-
-
-def _escalation_rows(state: OnboardingState) -> list[dict[str, Any]]:
-    rows = {
-        (e.rule_key, e.fired_at): {
-            "onboarding_id": state.onboarding_id,
-            "rule_key": e.rule_key,
-            "fired_at": e.fired_at,
-            "account_id": state.account_id,
-            "segment": state.segment,
-            "csm": state.csm,
-            "kind": e.kind,
-            "level": e.level,
-            "action": e.action,
-            "title": e.title,
-            "due_at": e.due_at,
-            "resolved_at": e.resolved_at,
-            "reason": e.reason,
-            "ladder": e.ladder,
-            "raised_from": e.raised_from,
-            "resolution": e.resolution,
-        }
-        for e in state.escalations
-    }
-    return list(rows.values())
 
 
 def encode_cursor(*parts: Any) -> str:
@@ -231,7 +130,7 @@ class ProjectionRepository:
 
     async def save_many(
         self,
-        states: Sequence[tuple[OnboardingState, dict[str, Any] | None]],
+        states: Sequence[tuple[OnboardingState, StoredState | None]],
         updated_at: datetime,
         folds: Mapping[str, dict[str, Any]] | None = None,
     ) -> None:
@@ -244,7 +143,7 @@ class ProjectionRepository:
             return
         columns = [
             {
-                **_columns(state, updated_at, encoded),
+                **summary_columns(summary_row(state, updated_at, encoded)),
                 "fold": (folds or {}).get(state.onboarding_id),
             }
             for state, encoded in states
@@ -263,15 +162,15 @@ class ProjectionRepository:
                 .where(EscalationRecord.onboarding_id.in_(ids[start : start + IDS_PER_QUERY]))
                 .execution_options(synchronize_session=False)
             )
-        rows = [row for state, _ in states for row in _escalation_rows(state)]
+        rows = [row for state, _ in states for row in escalation_columns(state)]
         if rows:
             await self._session.execute(
                 dialect.insert(self._session, EscalationRecord.__table__), rows
             )
 
-    async def state_dicts(self, onboarding_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    async def state_dicts(self, onboarding_ids: Sequence[str]) -> dict[str, StoredState]:
         """``state_dict`` of many onboardings; those without a projection are left out."""
-        found: dict[str, dict[str, Any]] = {}
+        found: dict[str, StoredState] = {}
         p = ProjectionRecord
         for start in range(0, len(onboarding_ids), IDS_PER_QUERY):
             chunk = onboarding_ids[start : start + IDS_PER_QUERY]
@@ -295,10 +194,10 @@ class ProjectionRepository:
             found.update((r.onboarding_id, r.fold) for r in rows if r.fold is not None)
         return found
 
-    async def state_dict(self, onboarding_id: str) -> dict[str, Any] | None:
+    async def state_dict(self, onboarding_id: str) -> StoredState | None:
         """The stored state as ``codec.state_to_dict`` wrote it."""
         stmt = select(ProjectionRecord.state).where(ProjectionRecord.onboarding_id == onboarding_id)
-        result: dict[str, Any] | None = await self._session.scalar(stmt)
+        result: StoredState | None = await self._session.scalar(stmt)
         return result
 
     async def state(self, onboarding_id: str) -> OnboardingState | None:
@@ -398,7 +297,7 @@ class ProjectionRepository:
             )
         stmt = stmt.order_by(e.fired_at.desc(), e.onboarding_id, e.rule_key).limit(limit + 1)
         records = (await self._session.scalars(stmt)).all()
-        rows = [EscalationRow(**{k: getattr(r, k) for k in _ESCALATION_FIELDS}) for r in records]
+        rows = [EscalationRow(**{k: getattr(r, k) for k in ESCALATION_FIELDS}) for r in records]
         items, next_cursor = keyset_page(rows, limit, _escalation_key)
         return EscalationPage(items=items, next_cursor=next_cursor)
 
@@ -412,7 +311,7 @@ def _escalation_key(row: EscalationRow) -> tuple[datetime, str, str]:
 
 
 def _summary(record: ProjectionRecord) -> OnboardingSummary:
-    return OnboardingSummary(**{k: getattr(record, k) for k in _SUMMARY_FIELDS})
+    return OnboardingSummary(**{k: getattr(record, k) for k in SUMMARY_FIELDS})
 
 
 LIST_ORDER = (ProjectionRecord.signed_at.desc(), ProjectionRecord.onboarding_id)

@@ -14,9 +14,9 @@ from typing import Any, Literal
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.storage.onboarding_list import LISTED_FIELDS
 from shared.storage.projections import ProjectionFilter, filter_conditions
 from shared.storage.tables import ProjectionRecord
+from shared.storage.views import LISTED_FIELDS
 
 Sort = Literal[
     "signed_at",
