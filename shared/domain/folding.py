@@ -31,7 +31,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from shared.domain.activity import ActivityDay, activity_events
-from shared.domain.evaluate import ProgressOf, derive, inputs
+from shared.domain.evaluate import Inputs, ProgressOf, derive, inputs
 from shared.domain.facts import EventObserved, EvidenceRecorded, Fact, OnboardingRegistered
 from shared.domain.milestones import NOT_STARTED, RuleProgress, completion
 from shared.domain.plans import Milestone, Plan
@@ -191,6 +191,37 @@ def trailing(
     return found
 
 
+def signal_inputs(
+    registration: OnboardingRegistered,
+    manual: Iterable[Fact],
+    days: Sequence[ActivityDay],
+    events_ahead: datetime | None,
+    now: datetime,
+) -> Inputs:
+    """What ``fold`` needs besides rule progress, the same in every round of one fold: the
+    manual facts and the activity summaries' stand-in events split as ``evaluate`` splits
+    them, and the first fact after ``now`` (``events_ahead``: the account's first event)."""
+    stand_ins = activity_events(registration.account_id, days, registration.champion_user_id, now)
+    given = inputs(registration, [*manual, *stand_ins], now)
+    ahead = min((m for m in (given.ahead, events_ahead) if m is not None), default=None)
+    return replace(given, ahead=ahead)
+
+
+def fold_inputs(
+    plan: Plan,
+    registration: OnboardingRegistered,
+    given: Inputs,
+    prior: Prior | None,
+    loaded: Loaded,
+    now: datetime,
+) -> tuple[OnboardingState | None, list[Span]]:
+    """``fold`` from ``signal_inputs`` made once (the shell folds a page in rounds)."""
+    needs: list[Span] = []
+    progress_of = progress_source(registration, prior, loaded, now, needs)
+    state = derive(plan, registration, given, progress_of, now)
+    return (None, needs) if needs else (state, [])
+
+
 def fold(
     plan: Plan,
     registration: OnboardingRegistered,
@@ -206,10 +237,5 @@ def fold(
     events read so far; ``events_ahead``: its account's earliest event after ``now``.
 
     Returns the state, or ``None`` and the spans still to read."""
-    stand_ins = activity_events(registration.account_id, days, registration.champion_user_id, now)
-    given = inputs(registration, [*manual, *stand_ins], now)
-    ahead = min((m for m in (given.ahead, events_ahead) if m is not None), default=None)
-    needs: list[Span] = []
-    progress_of = progress_source(registration, prior, loaded, now, needs)
-    state = derive(plan, registration, replace(given, ahead=ahead), progress_of, now)
-    return (None, needs) if needs else (state, [])
+    given = signal_inputs(registration, manual, days, events_ahead, now)
+    return fold_inputs(plan, registration, given, prior, loaded, now)

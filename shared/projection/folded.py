@@ -2,9 +2,10 @@
 accounts' whole histories (docs/projection.md).
 
 Per page, in this order: the accounts' insert numbers (every event numbered up to them has
-committed), the rule events stored since each prior projection, the activity summaries up
-to ``now`` (and ``now``'s own day from its events when that day straddles ``now``), the
-first event after ``now``, the manual facts; then ``fold`` each onboarding, reading the
+committed), the rule events stored since each prior projection, the activity summaries as
+stored (and, only where a summary straddles ``now``, ``now``'s own day and the first event
+after ``now`` from the events; elsewhere the summaries tell the first event after ``now``),
+the manual facts; then ``fold`` each onboarding (its signal inputs made once), reading the
 spans of rule events it asks for, round after round (anchors come from earlier stages),
 with one query per round for the whole page.
 """
@@ -25,9 +26,10 @@ from shared.domain.folding import (
     Loaded,
     Prior,
     Span,
-    fold,
+    fold_inputs,
     rule_names,
     rules_digest,
+    signal_inputs,
     trailing,
 )
 from shared.domain.plans import Plan
@@ -85,19 +87,18 @@ async def fold_page(
             seen = int(priors[r.onboarding_id][1]["seq"])
             after[r.account_id] = min(seen, after.get(r.account_id, seen))
     fresh = await account_events.stored_since(session, after, rule_names(p for _, p in chosen))
-    days = await activity_days.compact_days(
-        session, {r.onboarding_id: r.account_id for r, _ in chosen}, now.date()
-    )
-    straddling = {r.account_id for r, _ in chosen if straddles(days[r.onboarding_id], now)}
+    days = await activity_days.summaries(session, accounts)
+    straddling = {a for a in accounts if straddles(days[a], now)}
     today = await activity_days.day_upto(session, straddling, now)
-    for r, _ in chosen:
-        if r.account_id in straddling:
-            days[r.onboarding_id] = upto(days[r.onboarding_id], today[r.account_id], now)
-    ahead = (
-        dict.fromkeys(accounts)
-        if as_of
-        else await account_events.first_after(session, accounts, now)
-    )
+    # The first event after ``now``: a summary wholly after it starts with it; only where a
+    # summary straddles ``now`` must the events say (``first_after``).
+    ahead: dict[str, datetime | None] = dict.fromkeys(accounts)
+    if not as_of:
+        for a in accounts:
+            ahead[a] = min((d.first_at for d in days[a] if d.first_at > now), default=None)
+        ahead.update(await account_events.first_after(session, straddling, now))
+    for a in straddling:
+        days[a] = upto(days[a], today[a], now)
     manual = await OnboardingRepository(session).manual_facts_for_many(
         [r.onboarding_id for r, _ in chosen], until=now if as_of else None
     )
@@ -116,6 +117,12 @@ async def fold_page(
             then = priors[r.onboarding_id][0]
             first += [(r.account_id, span) for span in trailing(p, r, then, now)]
     await _read(session, first, loaded)
+    given = {
+        r.onboarding_id: signal_inputs(
+            r, manual[r.onboarding_id], days[r.account_id], ahead[r.account_id], now
+        )
+        for r, _ in chosen
+    }
     for last in range(MAX_ROUNDS + 1):
         wanted: list[tuple[str, Span]] = []
         for r, plan in chosen:
@@ -125,15 +132,8 @@ async def fold_page(
             if r.onboarding_id in priors:
                 state, record = priors[r.onboarding_id]
                 prior = Prior(state, fresh[r.account_id], _moment(record.get("ahead")))
-            found, needs = fold(
-                plan,
-                r,
-                manual[r.onboarding_id],
-                days[r.onboarding_id],
-                prior,
-                loaded[r.account_id],
-                ahead[r.account_id],
-                now,
+            found, needs = fold_inputs(
+                plan, r, given[r.onboarding_id], prior, loaded[r.account_id], now
             )
             if found is not None:
                 done[r.onboarding_id] = found

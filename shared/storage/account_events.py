@@ -147,7 +147,8 @@ async def in_spans(
 async def first_after(
     session: AsyncSession, account_ids: Collection[str], now: datetime
 ) -> dict[str, datetime | None]:
-    """Each account's earliest event after ``now`` (None: none), through the time index."""
+    """Each account's earliest event after ``now`` (None: none), through the account/name/
+    time index's account prefix (the projector asks only where a summary straddles ``now``)."""
     found: dict[str, datetime | None] = dict.fromkeys(account_ids)
     ordered = sorted(found)
     e = EventRecord

@@ -2,19 +2,19 @@
 
 The event insert keeps both (``EventRepository``: on PostgreSQL inside its one statement,
 on SQLite through ``next_sequences`` and ``add`` here). The projector reads the summaries
-compacted (``compact_days``) and, for a day that straddles ``now``, its events
-(``day_upto``).
+as stored (``summaries``: no grouping at read time) and, for a day that straddles ``now``,
+its events (``day_upto``).
 ``rebuild`` makes both right again for accounts whose events were loaded around the
 repository (a bulk ``COPY``): run it once after such a load, before projecting.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import UTC, date, datetime, time
 from typing import Any
 
-from sqlalchemy import bindparam, case, delete, func, literal, select, text, update
+from sqlalchemy import bindparam, delete, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.domain.activity import ActivityDay
@@ -23,7 +23,6 @@ from shared.storage.tables import (
     AccountSequenceRecord,
     ActivityDayRecord,
     EventRecord,
-    OnboardingRecord,
 )
 
 IDS_PER_QUERY = 1000
@@ -95,61 +94,38 @@ async def add(session: AsyncSession, rows: Sequence[Sequence[Any]]) -> None:
         await session.execute(stmt, values[start : start + IDS_PER_QUERY])
 
 
-async def compact_days(
-    session: AsyncSession, onboardings: Mapping[str, str], today: date
+async def summaries(
+    session: AsyncSession, account_ids: Collection[str]
 ) -> dict[str, list[ActivityDay]]:
-    """``activity.compact`` of each onboarding's account summaries up to ``today``, grouped
-    by the database (about three rows a day, not one per user and day); ``onboardings``
-    maps onboarding id → account id, the champion comes from the registration."""
-    found: dict[str, list[ActivityDay]] = {i: [] for i in onboardings}
-    if not found:
+    """Each account's stored summaries as they are (one row per user and day, no grouping:
+    ``activity.activity_events`` takes them directly), in one plain indexed read."""
+    found: dict[str, list[ActivityDay]] = {a: [] for a in account_ids}
+    ordered = sorted(found)
+    if not ordered:
         return found
-    a, o = ActivityDayRecord, OnboardingRecord
-    ids = sorted(found)
-    klass = case(
-        (a.user_key == "", 0), (a.user_key == literal("u:") + o.champion_user_id, 1), else_=2
-    )
-    joined = (
-        select()
-        .select_from(a)
-        .join(o, o.account_id == a.account_id)
-        .where(o.onboarding_id.in_(ids), a.day < today)
-    )
-    spans = joined.with_only_columns(
-        o.onboarding_id, o.champion_user_id, a.day, klass, func.min(a.first_at), func.max(a.last_at)
-    ).group_by(o.onboarding_id, o.champion_user_id, a.day, klass)
-    lasts = (
-        joined.with_only_columns(o.onboarding_id, a.user_key, func.max(a.last_at))
-        .where(klass == 2)
-        .group_by(o.onboarding_id, a.user_key)
-    )
-    last: dict[str, dict[str, datetime]] = {i: {} for i in ids}
-    for onboarding, key, at in (await session.execute(lasts)).all():
-        last[onboarding][key[2:]] = _utc(at)
-    latest = {i: max(mine, key=lambda u: (mine[u], u), default=None) for i, mine in last.items()}
-    day_span: dict[tuple[str, date], tuple[datetime, datetime]] = {}
-    for onboarding, champion, day, k, first, end in (await session.execute(spans)).all():
-        first, end = _utc(first), _utc(end)
-        seen = day_span.get((onboarding, day), (first, end))
-        day_span[(onboarding, day)] = (min(seen[0], first), max(seen[1], end))
-        if k == 1:
-            found[onboarding].append(ActivityDay(champion, day, first, end))
-        elif k == 2:
-            found[onboarding].append(ActivityDay(latest[onboarding], day, first, end))
-    for (onboarding, day), (first, end) in day_span.items():
-        found[onboarding].append(ActivityDay(None, day, first, end))
-    for onboarding, mine in last.items():
-        found[onboarding] += [ActivityDay(u, at.date(), at, at) for u, at in mine.items()]
-    accounts = sorted(set(onboardings.values()))
-    stmt = select(a.account_id, a.user_key, a.day, a.first_at, a.last_at, a.events).where(
-        a.account_id.in_(accounts), a.day == today
-    )
-    todays: dict[str, list[ActivityDay]] = {}
-    for account, key, day, first, end, n in (await session.execute(stmt)).all():
-        todays.setdefault(account, []).append(ActivityDay(_user(key), day, first, end, n))
-    for onboarding, account in onboardings.items():
-        found[onboarding] += todays.get(account, [])
+    if dialect.is_postgresql(session):
+        connection = await session.connection()
+        driver = (await connection.get_raw_connection()).driver_connection
+        assert driver is not None
+        rows: Sequence[Any] = await driver.fetch(_SUMMARIES, ordered)
+        for account, key, day, first, last, n in rows:
+            found[account].append(ActivityDay(key[2:] if key else None, day, first, last, n))
+        return found
+    a = ActivityDayRecord
+    for start in range(0, len(ordered), IDS_PER_QUERY):
+        stmt = select(a.account_id, a.user_key, a.day, a.first_at, a.last_at, a.events).where(
+            a.account_id.in_(ordered[start : start + IDS_PER_QUERY])
+        )
+        for account, key, day, first, last, n in (await session.execute(stmt)).all():
+            found[account].append(ActivityDay(_user(key), day, first, last, n))
     return found
+
+
+# asyncpg returns ``timestamptz`` as UTC-aware datetimes, as ``UTCDateTime`` does.
+_SUMMARIES = (
+    "SELECT account_id, user_key, day, first_at, last_at, events FROM activity_days"
+    " WHERE account_id = ANY($1::varchar[])"
+)
 
 
 async def day_upto(
@@ -197,16 +173,16 @@ async def rebuild(session: AsyncSession, account_ids: Iterable[str]) -> None:
     ordered = sorted(set(account_ids))
     if not ordered:
         return
-    seqs = await next_sequences(session, ordered)
-    e, a = EventRecord, ActivityDayRecord
-    for account in ordered:
-        await session.execute(
-            update(e).where(e.account_id == account, e.seq.is_(None)).values(seq=seqs[account])
-        )
-    await session.execute(delete(a).where(a.account_id.in_(ordered)))
+    await next_sequences(session, ordered)
+    e, a, s = EventRecord, ActivityDayRecord, AccountSequenceRecord
+    number = select(s.seq).where(s.account_id == e.account_id).scalar_subquery()
     fill = _FILL_POSTGRESQL if dialect.is_postgresql(session) else _FILL_SQLITE
     for start in range(0, len(ordered), IDS_PER_QUERY):
         chunk = ordered[start : start + IDS_PER_QUERY]
+        await session.execute(
+            update(e).where(e.account_id.in_(chunk), e.seq.is_(None)).values(seq=number)
+        )
+        await session.execute(delete(a).where(a.account_id.in_(chunk)))
         await session.execute(fill, {"a": chunk})
 
 

@@ -77,7 +77,8 @@ class EventRecord(Base):
 
     __tablename__ = "events"
     __table_args__ = (
-        Index("ix_events_account_id_occurred_at", "account_id", "occurred_at"),
+        # Rule reads by (account, name, time); reads by account and time use it too (fewer
+        # indexes to keep on every insert: migration 2026_12_02_0005).
         Index("ix_events_account_id_name_occurred_at", "account_id", "name", "occurred_at"),
         Index("ix_events_account_id_seq", "account_id", "seq"),
     )

@@ -42,7 +42,7 @@ async def test_migrations_create_every_table_and_index(empty_database_url: str) 
     finally:
         await engine.dispose()
     assert set(metadata.tables) <= set(found)
-    assert "ix_events_account_id_occurred_at" in found["events"]
+    assert "ix_events_account_id_name_occurred_at" in found["events"]
     assert "ix_onboarding_projections_next_due_at" in found["onboarding_projections"]
     assert diff == []  # autogenerate finds nothing to add, drop or alter
 
