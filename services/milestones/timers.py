@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -22,6 +22,7 @@ from shared.bus.bus import Bus
 from shared.bus.outages import Outage, log_failure
 from shared.domain.plans import Plan
 from shared.observability.database import observe_timer_lateness
+from shared.projection.announce import IDLE, release_held
 from shared.projection.projector import project_many
 from shared.projection.publisher import relay_outbox
 from shared.storage.projections import ProjectionRepository
@@ -36,19 +37,26 @@ async def fire_due(
     now: datetime,
     *,
     limit: int = 50,
+    idle: timedelta = IDLE,
 ) -> int:
-    """One tick: project every onboarding due at ``now`` (a page per transaction), then
-    publish the outbox. Returns how many onboardings were re-evaluated."""
+    """One tick: project every onboarding due at ``now`` (a page per transaction), announce
+    what the watermark has passed since it was held, then publish the outbox. Returns how
+    many onboardings were re-evaluated."""
     done: set[str] = set()
     while True:
         async with sessionmaker() as session, session.begin():
             due = await ProjectionRepository(session).claim_due(now, limit)
             fresh = [onboarding_id for onboarding_id in due if onboarding_id not in done]
             await observe_timer_lateness(session, fresh, now)  # metrics, before re-projection
-            await project_many(session, plans, fresh, now)
+            await project_many(session, plans, fresh, now, idle=idle)
         done.update(fresh)
         # A page with nothing new means what is left is stuck (e.g. its plan is gone).
         if len(due) < limit or not fresh:
+            break
+    while True:  # held announcements the watermark has passed (each page re-announced once)
+        async with sessionmaker() as session, session.begin():
+            released = await release_held(session, now, idle=idle, limit=limit)
+        if released < limit:
             break
     await relay_outbox(sessionmaker, bus)
     return len(done)
@@ -73,6 +81,7 @@ async def run_timers(
     *,
     interval_seconds: float,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    idle: timedelta = IDLE,
 ) -> None:
     """Tick until cancelled: at the earliest upcoming due moment, and at least every
     ``interval_seconds`` (which also catches moments that facts just brought forward). A
@@ -82,7 +91,7 @@ async def run_timers(
     while True:
         wait = interval_seconds
         try:
-            fired = await fire_due(sessionmaker, bus, plans, clock())
+            fired = await fire_due(sessionmaker, bus, plans, clock(), idle=idle)
             if fired:
                 log.info("timers re-evaluated %d onboardings", fired)
             wait = await _seconds_to_next(sessionmaker, clock, interval_seconds)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.bus import topics
@@ -128,6 +128,17 @@ async def announce_page(
             changed[state.onboarding_id] = new
     await _save(session, changed)
     await OutboxRepository(session).add_many(queued, now)
+
+
+async def watermark_lag(session: AsyncSession, now: datetime, idle: timedelta = IDLE) -> float:
+    """Seconds the slowest input still being heard from is behind ``now`` (0 when every
+    input is caught up and idle: their watermarks follow the clock)."""
+    a = AnnouncementRecord
+    stmt = select(func.min(a.watermark)).where(a.heard_at > now - idle)
+    lowest = await session.scalar(stmt)
+    if lowest is None:
+        return 0.0
+    return max((now - lowest).total_seconds(), 0.0)
 
 
 def _queued(state: OnboardingState, found: Sequence[Transition]) -> list[QueuedMessage]:
