@@ -180,6 +180,11 @@ class Settings(BaseSettings):
             raise ValueError("must be 0 or more seconds (unset or 0: wait out any outage)")
         return value or None
 
+    @field_validator("allowed_lateness_seconds", mode="before")
+    @classmethod
+    def _off_when_empty(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("allowed_lateness_seconds", "watermark_idle_seconds")
     @classmethod
     def _not_negative(cls, value: float | None) -> float | None:

@@ -30,7 +30,7 @@ from shared.storage.outbox import OutboxRepository, QueuedMessage
 from shared.storage.projections import ProjectionRepository
 from shared.storage.tables import AnnouncementRecord, OnboardingRecord
 
-IDLE = timedelta(seconds=30)  # FIRSTVALUE_WATERMARK_IDLE_SECONDS' default
+IDLE = timedelta(seconds=15)  # FIRSTVALUE_WATERMARK_IDLE_SECONDS' default
 
 
 @dataclass(frozen=True)
