@@ -23,6 +23,7 @@ from services.milestones.webhooks_worker import WebhookOptions, run_webhooks
 from shared.bus.bus import Bus
 from shared.config import Settings
 from shared.domain.plans import Plan
+from shared.domain.watermark import InputProgress
 from shared.projection.announce import IDLE
 
 
@@ -42,9 +43,12 @@ async def run_service(
     ``retention_days`` > 0) prune finished bookkeeping until cancelled or the bus stops;
     then the helpers stop too (the timers hold no batch; a webhook batch cut short is
     redelivered and deduplicated)."""
+    progress = InputProgress(idle)  # what the consumer hears, the timers announce by
     async with asyncio.TaskGroup() as tg:
         consumer = tg.create_task(
-            run_milestones(bus, sessionmaker, plans, clock=clock, group=group, idle=idle)
+            run_milestones(
+                bus, sessionmaker, plans, clock=clock, group=group, idle=idle, progress=progress
+            )
         )
         helpers = [
             tg.create_task(
@@ -55,6 +59,8 @@ async def run_service(
                     interval_seconds=interval_seconds,
                     clock=clock,
                     idle=idle,
+                    progress=progress,
+                    facts_group=group,
                 )
             )
         ]

@@ -13,6 +13,7 @@ taken out — no second evaluation needed (``visible_at``; tested against ``eval
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -46,15 +47,38 @@ class PartitionWatermarks:
         return min(min(marks) - self.lateness, now)
 
 
+@dataclass
+class InputProgress:
+    """The watermarks one process has heard in the last ``idle``: the lowest of them is how
+    far the whole input is complete while it is active (a batch's watermark is the lowest of
+    its partitions'; a partition in no recent batch is caught up). Nothing heard for
+    ``idle``: the input is caught up and idle, and its watermark is the clock."""
+
+    idle: timedelta
+    heard: deque[tuple[datetime, datetime]] = field(default_factory=deque)  # (at, watermark)
+
+    def hear(self, watermark: datetime, at: datetime) -> None:
+        self.heard.append((at, watermark))
+
+    def watermark(self, now: datetime) -> datetime:
+        while self.heard and now - self.heard[0][0] >= self.idle:
+            self.heard.popleft()
+        return min(min((w for _, w in self.heard), default=now), now)
+
+
 def effective_watermark(
-    watermark: datetime | None, heard_at: datetime | None, now: datetime, idle: timedelta
+    watermark: datetime | None,
+    heard_at: datetime | None,
+    now: datetime,
+    idle: timedelta,
+    input_watermark: datetime | None = None,
 ) -> datetime:
     """The watermark to announce by at ``now``, given the last one heard for an onboarding
-    and when it was heard: an input that has said nothing for ``idle`` is caught up and
-    idle, so the watermark follows the clock; nothing heard at all (the HTTP path, manual
-    facts, a backfill) means the input is complete up to ``now``."""
+    and when it was heard: one heard within ``idle`` stands; otherwise the input's as a
+    whole (``InputProgress.watermark``: the clock once the input is idle). Nothing heard at
+    all (the HTTP path, manual facts, a backfill) counts as complete up to the input's."""
     if watermark is None or heard_at is None or now - heard_at >= idle:
-        return now
+        return now if input_watermark is None else min(input_watermark, now)
     return min(watermark, now)
 
 

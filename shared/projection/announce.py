@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.bus import topics
@@ -95,11 +95,13 @@ async def announce_page(
     *,
     heard: Mapping[str, Heard] | None = None,
     idle: timedelta = IDLE,
+    input_watermark: datetime | None = None,
 ) -> None:
     """Queue in the outbox what each ``(state, previous)`` lets announce at ``now``, by the
     watermark heard for its account (``heard``, by account id) or the one last heard; keep
     what was announced and what is held. ``previous`` is the state the projection replaced:
-    what was announced unless a row says otherwise."""
+    what was announced unless a row says otherwise. ``input_watermark``: the input's as a
+    whole (``InputProgress``), for an onboarding not heard from within ``idle``."""
     if not projected:
         return
     rows = await _rows(session, [state.onboarding_id for state, _ in projected])
@@ -108,7 +110,8 @@ async def announce_page(
     for state, previous in projected:
         row = rows.get(state.onboarding_id)
         news = (heard or {}).get(state.account_id)
-        if row is None and news is None:  # nothing heard: announced as soon as derived
+        if row is None and news is None and input_watermark is None:
+            # nothing heard at all: announced as soon as derived, as ever
             queued.extend(_queued(state, announce(previous, state, now).transitions))
             continue
         watermark = row.watermark if row is not None else None
@@ -120,11 +123,12 @@ async def announce_page(
             announced: OnboardingState | None = state_from_dict(row.state)
         else:
             announced = previous
-        out = announce(announced, state, effective_watermark(watermark, heard_at, now, idle))
+        mark = effective_watermark(watermark, heard_at, now, idle, input_watermark)
+        out = announce(announced, state, mark)
         queued.extend(_queued(state, out.transitions))
         kept = None if out.held_at is None else state_to_dict(out.announced)
         new = _Row(kept, watermark, heard_at, out.held_at)
-        if new != row:
+        if new != row and not (row is None and new == _Row(None, None, None, None)):
             changed[state.onboarding_id] = new
     await _save(session, changed)
     await OutboxRepository(session).add_many(queued, now)
@@ -146,10 +150,16 @@ def _queued(state: OnboardingState, found: Sequence[Transition]) -> list[QueuedM
 
 
 async def release_held(
-    session: AsyncSession, now: datetime, *, idle: timedelta = IDLE, limit: int = 200
+    session: AsyncSession,
+    now: datetime,
+    *,
+    idle: timedelta = IDLE,
+    input_watermark: datetime | None = None,
+    limit: int = 200,
 ) -> int:
     """Announce what the watermark has passed since it was held: the onboardings whose
-    earliest held moment is at or before their watermark (or their input has gone idle),
+    earliest held moment is at or before their watermark (or, not heard from within ``idle``,
+    at or before the input's as a whole: ``input_watermark``, the clock when None),
     a page at a time, each re-announced from its stored state — no re-evaluation: the
     stored state is exact at its moment, and only its view moves with the watermark.
     Returns how many onboardings were looked at."""
@@ -159,7 +169,13 @@ async def release_held(
         .join(OnboardingRecord, OnboardingRecord.onboarding_id == a.onboarding_id)
         .where(
             a.held_at <= now,
-            or_(a.held_at <= a.watermark, a.heard_at.is_(None), a.heard_at <= now - idle),
+            or_(
+                a.held_at <= a.watermark,
+                and_(
+                    or_(a.heard_at.is_(None), a.heard_at <= now - idle),
+                    a.held_at <= (now if input_watermark is None else min(input_watermark, now)),
+                ),
+            ),
         )
         .order_by(a.held_at, a.onboarding_id)
         .limit(limit)
@@ -172,5 +188,5 @@ async def release_held(
     stored = await ProjectionRepository(session).state_dicts(ids)
     projected = [(state_from_dict(stored[i]), None) for i in ids if i in stored]
     # ``previous`` is never used: every one of these has a row.
-    await announce_page(session, projected, now, idle=idle)
+    await announce_page(session, projected, now, idle=idle, input_watermark=input_watermark)
     return len(ids)

@@ -52,6 +52,7 @@ async def _project_page(
     now: datetime,
     heard: Mapping[str, Heard] | None = None,
     idle: timedelta = IDLE,
+    input_watermark: datetime | None = None,
 ) -> tuple[list[OnboardingState], list[UnknownOnboarding | UnknownPlan]]:
     """Project a page of onboardings with a fixed number of statements, whatever its size:
     lock the registrations (in id order), load every fact, evaluate, then write only the
@@ -103,7 +104,9 @@ async def _project_page(
         previous = result.previous if result.previous else _previous(before, onboarding_id)
         announcing.append((state, previous))
     await projections.save_many(changed, now, folds)
-    await announce_page(session, announcing, now, heard=heard, idle=idle)
+    await announce_page(
+        session, announcing, now, heard=heard, idle=idle, input_watermark=input_watermark
+    )
     return states, errors
 
 
@@ -125,11 +128,14 @@ async def project_many(
     *,
     heard: Mapping[str, Heard] | None = None,
     idle: timedelta = IDLE,
+    input_watermark: datetime | None = None,
 ) -> list[OnboardingState]:
     """Project each onboarding (a repeated id once); one that cannot be (unknown id, plan no
     longer configured) is logged and skipped — its last projection stays — instead of
     stalling all the others."""
-    states, errors = await _project_page(session, plans, onboarding_ids, now, heard, idle)
+    states, errors = await _project_page(
+        session, plans, onboarding_ids, now, heard, idle, input_watermark
+    )
     for error in errors:
         log.error("not projected: %s", error)
         reason = "unknown_plan" if isinstance(error, UnknownPlan) else "unknown_onboarding"
@@ -145,8 +151,11 @@ async def project_accounts(
     *,
     heard: Mapping[str, Heard] | None = None,
     idle: timedelta = IDLE,
+    input_watermark: datetime | None = None,
 ) -> list[OnboardingState]:
     """Project every onboarding of these accounts (``heard``: the watermarks their facts
-    notices carried, by account id)."""
+    notices carried, by account id; ``input_watermark``: the input's as a whole)."""
     ids = await OnboardingRepository(session).ids_for_accounts(account_ids)
-    return await project_many(session, plans, ids, now, heard=heard, idle=idle)
+    return await project_many(
+        session, plans, ids, now, heard=heard, idle=idle, input_watermark=input_watermark
+    )

@@ -15,6 +15,7 @@ from shared.domain.facts import Fact
 from shared.domain.state import OnboardingState
 from shared.domain.transitions import transitions
 from shared.domain.watermark import (
+    InputProgress,
     PartitionWatermarks,
     announce,
     effective_watermark,
@@ -131,3 +132,18 @@ def test_an_idle_input_follows_the_clock() -> None:
     assert effective_watermark(day(1), day(10), day(10) + timedelta(seconds=5), idle) == day(1)
     assert effective_watermark(day(1), day(10), day(10) + idle, idle) == day(10) + idle
     assert effective_watermark(None, None, day(3), idle) == day(3)
+
+
+def test_an_onboarding_not_heard_from_lately_waits_for_the_input_while_it_is_active() -> None:
+    idle = timedelta(seconds=15)
+    progress = InputProgress(idle)
+    now = day(40)
+    assert progress.watermark(now) == now  # nothing heard: idle, the clock
+    progress.hear(day(3), now)  # a history streaming in: event time day 3
+    progress.hear(day(2), now + timedelta(seconds=1))  # a slower partition's batch
+    later = now + timedelta(seconds=10)
+    assert progress.watermark(later) == day(2)
+    # an account silent in the stream for a while is held by the input's watermark
+    quiet = effective_watermark(day(1), now - timedelta(minutes=5), later, idle, day(2))
+    assert quiet == day(2)
+    assert progress.watermark(now + timedelta(seconds=16)) == now + timedelta(seconds=16)
