@@ -1,7 +1,7 @@
 """Catching up a history on the real broker announces what ``firstvalue backfill`` of the
 same events announces, id for id — no escalation opened by incomplete input and retracted
-by the next batch — also when the milestones service is stopped and restarted on a backlog
-(docs/watermark.md).
+by the next batch — also when the milestones service is stopped and restarted on a
+backlog; and a webhook receiver gets one POST per announced message (docs/watermark.md).
 
 The clock is the real one: the history ends at the moment it is generated, so what falls
 due while the test runs (after that moment) may differ between the runs and is left out.
@@ -22,6 +22,7 @@ from firstvalue.demo_data import generate
 from services.ingest.backfill import backfill
 from services.ingest.consumer import IngestOptions, run_ingest
 from services.milestones.service import run_service
+from services.milestones.webhooks_worker import WebhookOptions
 from shared.bus import topics
 from shared.bus.memory import MemoryBus
 from shared.domain.transitions import RETRACTED
@@ -30,6 +31,7 @@ from shared.storage import create_engine, create_sessionmaker, migrate
 from shared.storage.tables import AnnouncementRecord
 
 from ..conftest import fresh_postgres_database, postgres_base_url
+from ..webhook_receiver import Receiver, serving
 from .conftest import BusFactory
 from .harness import consuming, drained, eventually, produce, read_topic
 
@@ -77,8 +79,10 @@ async def nothing_held(sessions: async_sessionmaker[AsyncSession], now: datetime
         return (await session.scalar(stmt)) == 0
 
 
-def milestones(bus: Any, sessions: async_sessionmaker[AsyncSession]) -> Any:
-    return consuming(run_service(bus, sessions, PLANS, interval_seconds=0.5, idle=IDLE))
+def milestones(bus: Any, sessions: async_sessionmaker[AsyncSession], url: str) -> Any:
+    hooks = WebhookOptions(url=url, secret="watermark-test-secret", backoff_seconds=0.2)
+    service = run_service(bus, sessions, PLANS, interval_seconds=0.5, idle=IDLE, webhooks=hooks)
+    return consuming(service)
 
 
 async def test_catching_up_a_history_announces_what_a_backfill_does(
@@ -90,8 +94,8 @@ async def test_catching_up_a_history_announces_what_a_backfill_does(
     bus = await buses("watermark")
     options = IngestOptions(plan_keys=frozenset(PLANS))
     ingest = run_ingest(bus, pg_sessions, options, max_records=CHUNK, lateness=LATENESS)
-    async with consuming(ingest):
-        async with milestones(bus, pg_sessions):
+    async with serving(Receiver()) as receiver, consuming(ingest):
+        async with milestones(bus, pg_sessions, receiver.url):
             for start in range(0, half, CHUNK):  # as a stream read while it arrives
                 await produce(bus, messages[start : min(start + CHUNK, half)])
                 await drained(bus)
@@ -100,7 +104,7 @@ async def test_catching_up_a_history_announces_what_a_backfill_does(
         for start in range(half, len(messages), CHUNK):
             await produce(bus, messages[start : start + CHUNK])
         await drained(bus)
-        async with milestones(bus, pg_sessions):
+        async with milestones(bus, pg_sessions, receiver.url):
             await drained(bus, topics.FACTS, "milestones")
 
             async def released() -> bool:  # the input went idle: its watermark is the clock
@@ -108,6 +112,7 @@ async def test_catching_up_a_history_announces_what_a_backfill_does(
 
             await eventually(released, "held announcements to be released once idle")
             expected = await reference(messages, tmp_path)
+            published = 0
             assert announced(expected[topics.ESCALATIONS], generated_at)  # something to compare
             for topic in (topics.ESCALATIONS, topics.TRANSITIONS):
                 want = announced(expected[topic], generated_at)
@@ -123,3 +128,13 @@ async def test_catching_up_a_history_announces_what_a_backfill_does(
                 assert len(values) == len({orjson.loads(v)["id"] for v in values}), topic
                 retracted = [v for v in values if orjson.loads(v).get("resolution") == RETRACTED]
                 assert retracted == [], topic
+                published += len(values)
+
+            async def posted() -> bool:  # one signed POST per topic message, no more
+                return len({r.headers["x-firstvalue-delivery"] for r in receiver.received}) >= (
+                    published
+                )
+
+            await eventually(posted, "a webhook POST for every announced message")
+            deliveries = [r.headers["x-firstvalue-delivery"] for r in receiver.received]
+            assert len(deliveries) == len(set(deliveries)) == published
