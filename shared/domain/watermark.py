@@ -127,11 +127,19 @@ class Announcement:
 
 
 def announce(
-    announced: OnboardingState | None, state: OnboardingState, watermark: datetime
+    announced: OnboardingState | None,
+    state: OnboardingState,
+    watermark: datetime,
+    floor: datetime | None = None,
 ) -> Announcement:
     """The transitions from what was announced to ``state`` as seen at ``watermark``; the
     rest is held until the watermark passes ``held_at`` (then ``announce`` again, with the
-    state of that moment: only what still holds comes out)."""
+    state of that moment: only what still holds comes out). Never by a moment earlier than
+    ``floor``, the watermark the last announcement was made by (an input's watermark seen
+    from elsewhere may lag): what was announced stays announced, and is not announced
+    twice."""
+    if floor is not None and floor > watermark:
+        watermark = floor
     seen = visible_at(state, watermark)
     held = [t.at for t in transitions(seen, state) if not is_retraction(t)]
     return Announcement(transitions(announced, seen), seen, min(held, default=None))

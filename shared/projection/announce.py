@@ -119,12 +119,15 @@ async def announce_page(
         if news is not None:
             watermark = news.watermark if watermark is None else max(watermark, news.watermark)
             heard_at = news.at
+        floor = None
         if row is not None and row.state is not None:
-            announced: OnboardingState | None = state_from_dict(row.state)
+            kept_state = state_from_dict(row.state)
+            announced: OnboardingState | None = kept_state
+            floor = kept_state.as_of  # the watermark it was seen at
         else:
             announced = previous
         mark = effective_watermark(watermark, heard_at, now, idle, input_watermark)
-        out = announce(announced, state, mark)
+        out = announce(announced, state, mark, floor)
         queued.extend(_queued(state, out.transitions))
         kept = None if out.held_at is None else state_to_dict(out.announced)
         new = _Row(kept, watermark, heard_at, out.held_at)

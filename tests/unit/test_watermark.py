@@ -84,7 +84,8 @@ def test_announcing_batch_by_batch_by_the_watermark_equals_one_evaluation(
         read += batch
         marks.observe(0, (f.at for f in batch))
         w = marks.watermark([0], now) or reg.at
-        out = announce(announced, evaluate(plan, reg, read, now), w)
+        floor = announced.as_of if announced is not None else None
+        out = announce(announced, evaluate(plan, reg, read, now), w, floor)
         assert not any(is_retraction(t) for t in out.transitions)
         said += [t.id for t in out.transitions]
         announced = out.announced
