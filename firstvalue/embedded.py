@@ -228,7 +228,12 @@ async def start_pipeline(
     await bus.start()
     tasks = [
         asyncio.create_task(
-            run_ingest(bus, sessionmaker, IngestOptions.from_settings(settings, plans)),
+            run_ingest(
+                bus,
+                sessionmaker,
+                IngestOptions.from_settings(settings, plans),
+                lateness=settings.allowed_lateness(),
+            ),
             name="ingest",
         ),
         asyncio.create_task(  # facts consumer, timers, webhook worker, retention

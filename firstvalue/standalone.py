@@ -85,7 +85,9 @@ async def ingest(settings: Settings, *, bus: Bus | None = None, group: str = "in
         lag = BusMetrics(bus, [(topics.EVENTS, group)], dlq=True)
         port = settings.ingest_metrics_port
         async with metrics_server(settings.metrics_host, port, [lag.refresh]):
-            await _until_cancelled(bus, run_ingest(bus, sessionmaker, options, group=group))
+            lateness = settings.allowed_lateness()
+            consuming = run_ingest(bus, sessionmaker, options, group=group, lateness=lateness)
+            await _until_cancelled(bus, consuming)
 
 
 async def milestones(settings: Settings, *, bus: Bus | None = None) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import quote
@@ -107,6 +108,12 @@ class Settings(BaseSettings):
     max_body_bytes: int = 1024 * 1024  # REST request bodies; the ingest routes have their own
     max_clock_skew_days: float = 7.0
     timer_interval_seconds: float = 30.0
+    # Catch-up without a flood (docs/watermark.md): how late (event time) an event may come
+    # behind the latest one read on its partition and still count as on time (unset: ingest
+    # carries no watermark, everything is announced at the clock); and how long an input
+    # that says nothing is taken as caught up and idle (its watermark then follows the clock).
+    allowed_lateness_seconds: float | None = 5.0
+    watermark_idle_seconds: float = 15.0
     metrics_host: str = "127.0.0.1"  # where `firstvalue ingest`/`milestones` serve /metrics
     ingest_metrics_port: int = 9464  # 0: any free port (logged)
     milestones_metrics_port: int = 9465
@@ -178,6 +185,24 @@ class Settings(BaseSettings):
         if value is not None and value < 0:
             raise ValueError("must be 0 or more seconds (unset or 0: wait out any outage)")
         return value or None
+
+    @field_validator("allowed_lateness_seconds", mode="before")
+    @classmethod
+    def _off_when_empty(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("allowed_lateness_seconds", "watermark_idle_seconds")
+    @classmethod
+    def _not_negative(cls, value: float | None) -> float | None:
+        if value is not None and value < 0:
+            raise ValueError("must be 0 or more seconds")
+        return value
+
+    def allowed_lateness(self) -> timedelta | None:
+        """The lateness ingest's watermark allows; None: no watermark is carried."""
+        if self.allowed_lateness_seconds is None:
+            return None
+        return timedelta(seconds=self.allowed_lateness_seconds)
 
     @field_validator("retention_days")
     @classmethod

@@ -14,8 +14,8 @@ import contextlib
 import gc
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -33,7 +33,8 @@ from services.ingest.records import (
 from shared.bus import topics
 from shared.bus.bus import Batch, Bus, Subscription
 from shared.bus.retry import consume_with_retries
-from shared.observability.metrics import record_decoded, record_stored
+from shared.domain.watermark import PartitionWatermarks
+from shared.observability.metrics import record_decoded, record_stored, record_watermark_lag
 
 __all__ = [
     "BATCH_RECORDS",
@@ -56,6 +57,22 @@ class DecodedBatch:
 
     batch: Batch
     decoded: Decoded
+    watermark: datetime | None = None  # of the partitions read, once this batch is read
+
+
+def watermark_after(decoded: DecodedBatch, marks: PartitionWatermarks, now: datetime) -> None:
+    """Advance the partitions' event-time progress by a decoded batch's events and note the
+    watermark its notices carry (docs/watermark.md). Done as the batch is decoded, so a
+    batch's watermark never counts a later batch's events."""
+    messages, events = decoded.batch.messages, decoded.decoded.events
+    times: dict[int, list[datetime]] = {}
+    for event, (index, _) in zip(events, decoded.decoded.origins, strict=True):
+        times.setdefault(messages[index].partition, []).append(event.at)
+    for partition, moments in times.items():
+        marks.observe(partition, moments)
+    decoded.watermark = marks.watermark({m.partition for m in messages}, now)
+    if decoded.watermark is not None:
+        record_watermark_lag((now - decoded.watermark).total_seconds())
 
 
 def decode_batch(batch: Batch, options: IngestOptions) -> DecodedBatch:
@@ -91,7 +108,7 @@ async def announce_batch(
     batch ``reported`` (metrics, callers), then its offsets committed — so whoever sees the
     offsets committed sees the report too (a redelivery after a failed offset commit is
     reported again, its events as duplicates, which they then are)."""
-    notices = result.notices()
+    notices = [replace(n, watermark=decoded.watermark) for n in result.notices()]
     await asyncio.gather(
         publish_dead_letters(bus, decoded.batch.messages, result.rejected),
         bus.publish_many(topics.FACTS, [(n.account_id, n.encode()) for n in notices]),
@@ -110,8 +127,11 @@ async def run_ingest(
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     on_batch: Callable[[IngestResult], None] | None = None,
     max_records: int = BATCH_RECORDS,
+    lateness: timedelta | None = None,
 ) -> None:
-    """Consume ``analytics.events`` until cancelled or the bus stops.
+    """Consume ``analytics.events`` until cancelled or the bus stops. With ``lateness``
+    (``FIRSTVALUE_ALLOWED_LATENESS_SECONDS``) each facts notice carries the watermark of the
+    partitions read; without, none (complete up to the clock, as for HTTP ingest).
 
     Two batches are in hand at a time: while one is in the database, the next one is
     decoded. Batches are stored and committed strictly in order. A record that cannot be
@@ -132,7 +152,8 @@ async def run_ingest(
             if on_batch is not None:
                 on_batch(result)
 
-        await _pipeline(subscription, bus, sessionmaker, options, clock, reported, succeeded)
+        marks = None if lateness is None else PartitionWatermarks(lateness)
+        await _pipeline(subscription, bus, sessionmaker, options, clock, reported, succeeded, marks)
 
     try:
         await consume_with_retries(
@@ -150,6 +171,7 @@ async def _pipeline(
     clock: Callable[[], datetime],
     reported: Callable[[IngestResult], None],
     succeeded: Callable[[], None],
+    marks: PartitionWatermarks | None = None,
 ) -> None:
     """Three stages over consecutive batches: decode one while the previous one is in its
     transaction and the one before is being announced and committed. Transactions run one
@@ -172,6 +194,8 @@ async def _pipeline(
             if batch is None:
                 break
             decoded = decode_batch(batch, options)
+            if marks is not None:
+                watermark_after(decoded, marks, clock())
             while len(unacked) >= PIPELINE_DEPTH:
                 await unacked.popleft()
             stored = asyncio.create_task(

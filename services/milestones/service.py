@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Coroutine, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -23,6 +23,8 @@ from services.milestones.webhooks_worker import WebhookOptions, run_webhooks
 from shared.bus.bus import Bus
 from shared.config import Settings
 from shared.domain.plans import Plan
+from shared.domain.watermark import InputProgress
+from shared.projection.announce import IDLE
 
 
 async def run_service(
@@ -35,18 +37,31 @@ async def run_service(
     group: str = "milestones",
     webhooks: WebhookOptions | None = None,
     retention_days: float = 0.0,
+    idle: timedelta = IDLE,
 ) -> None:
     """Consume facts, fire timers, (with ``webhooks``) deliver webhooks and (with
     ``retention_days`` > 0) prune finished bookkeeping until cancelled or the bus stops;
     then the helpers stop too (the timers hold no batch; a webhook batch cut short is
     redelivered and deduplicated)."""
+    progress = InputProgress(idle)  # what the consumer hears, the timers announce by
     async with asyncio.TaskGroup() as tg:
         consumer = tg.create_task(
-            run_milestones(bus, sessionmaker, plans, clock=clock, group=group)
+            run_milestones(
+                bus, sessionmaker, plans, clock=clock, group=group, idle=idle, progress=progress
+            )
         )
         helpers = [
             tg.create_task(
-                run_timers(sessionmaker, bus, plans, interval_seconds=interval_seconds, clock=clock)
+                run_timers(
+                    sessionmaker,
+                    bus,
+                    plans,
+                    interval_seconds=interval_seconds,
+                    clock=clock,
+                    idle=idle,
+                    progress=progress,
+                    facts_group=group,
+                )
             )
         ]
         if webhooks is not None:  # its own consumer group: never holds up the consumer
@@ -73,4 +88,5 @@ def run_configured(
         interval_seconds=settings.timer_interval_seconds,
         webhooks=WebhookOptions.from_settings(settings),
         retention_days=settings.retention_days,
+        idle=timedelta(seconds=settings.watermark_idle_seconds),
     )

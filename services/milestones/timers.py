@@ -14,19 +14,23 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from shared.bus import topics
 from shared.bus.bus import Bus
 from shared.bus.outages import Outage, log_failure
 from shared.domain.plans import Plan
+from shared.domain.watermark import InputProgress
 from shared.observability.database import observe_timer_lateness
+from shared.projection.announce import IDLE, release_held
 from shared.projection.projector import project_many
 from shared.projection.publisher import relay_outbox
 from shared.storage.projections import ProjectionRepository
 
 log = logging.getLogger(__name__)
+NEVER_IDLE = timedelta(days=36500)  # no input counts as idle (the facts consumer is behind)
 
 
 async def fire_due(
@@ -36,19 +40,35 @@ async def fire_due(
     now: datetime,
     *,
     limit: int = 50,
+    idle: timedelta = IDLE,
+    progress: InputProgress | None = None,
+    facts_group: str | None = None,
 ) -> int:
-    """One tick: project every onboarding due at ``now`` (a page per transaction), then
-    publish the outbox. Returns how many onboardings were re-evaluated."""
+    """One tick: project every onboarding due at ``now`` (a page per transaction), announce
+    what the watermark has passed since it was held, then publish the outbox. Returns how
+    many onboardings were re-evaluated. With ``facts_group`` (the facts consumer's group), an
+    input is never taken as idle while that consumer has notices still to read: the stored
+    projections are then behind the stored facts."""
     done: set[str] = set()
+    mark = progress.watermark(now) if progress is not None else None
+    if facts_group is not None and await bus.lag(topics.FACTS, facts_group) > 0:
+        idle = NEVER_IDLE
     while True:
         async with sessionmaker() as session, session.begin():
             due = await ProjectionRepository(session).claim_due(now, limit)
             fresh = [onboarding_id for onboarding_id in due if onboarding_id not in done]
             await observe_timer_lateness(session, fresh, now)  # metrics, before re-projection
-            await project_many(session, plans, fresh, now)
+            await project_many(session, plans, fresh, now, idle=idle, input_watermark=mark)
         done.update(fresh)
         # A page with nothing new means what is left is stuck (e.g. its plan is gone).
         if len(due) < limit or not fresh:
+            break
+    while True:  # held announcements the watermark has passed (each page re-announced once)
+        async with sessionmaker() as session, session.begin():
+            released = await release_held(
+                session, now, idle=idle, input_watermark=mark, limit=limit
+            )
+        if released < limit:
             break
     await relay_outbox(sessionmaker, bus)
     return len(done)
@@ -73,6 +93,9 @@ async def run_timers(
     *,
     interval_seconds: float,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    idle: timedelta = IDLE,
+    progress: InputProgress | None = None,
+    facts_group: str | None = None,
 ) -> None:
     """Tick until cancelled: at the earliest upcoming due moment, and at least every
     ``interval_seconds`` (which also catches moments that facts just brought forward). A
@@ -82,7 +105,10 @@ async def run_timers(
     while True:
         wait = interval_seconds
         try:
-            fired = await fire_due(sessionmaker, bus, plans, clock())
+            now = clock()
+            fired = await fire_due(
+                sessionmaker, bus, plans, now, idle=idle, progress=progress, facts_group=facts_group
+            )
             if fired:
                 log.info("timers re-evaluated %d onboardings", fired)
             wait = await _seconds_to_next(sessionmaker, clock, interval_seconds)

@@ -3,12 +3,16 @@ dead-letter record.
 
 Ingest publishes one notice per account per batch; the milestones consumer re-projects the
 account's onboardings. The facts themselves are in the database; the notice is a nudge.
+Its optional ``watermark`` (ISO 8601) says how far in event time the input it came from is
+complete (docs/watermark.md); a notice without one (HTTP ingest, older producers) means
+complete up to the clock.
 """
 
 from __future__ import annotations
 
 import base64
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -21,11 +25,14 @@ class FactsNotice:
     account_id: str
     fact_ids: tuple[str, ...]
     onboarding_id: str | None = None
+    watermark: datetime | None = None
 
     def encode(self) -> bytes:
         value: dict[str, Any] = {"account_id": self.account_id, "fact_ids": list(self.fact_ids)}
         if self.onboarding_id is not None:
             value["onboarding_id"] = self.onboarding_id
+        if self.watermark is not None:
+            value["watermark"] = self.watermark.isoformat()
         return orjson.dumps(value)
 
     @classmethod
@@ -43,7 +50,22 @@ class FactsNotice:
         onboarding_id = data.get("onboarding_id")
         if onboarding_id is not None and not isinstance(onboarding_id, str):
             raise ValueError("facts notice onboarding_id must be a string")
-        return cls(data["account_id"], tuple(fact_ids), onboarding_id)
+        return cls(data["account_id"], tuple(fact_ids), onboarding_id, _watermark(data))
+
+
+def _watermark(data: dict[str, Any]) -> datetime | None:
+    raw = data.get("watermark")
+    if raw is None:
+        return None
+    if not isinstance(raw, str):
+        raise ValueError("facts notice watermark must be an ISO 8601 string")
+    try:
+        moment = datetime.fromisoformat(raw)
+    except ValueError as error:
+        raise ValueError(f"facts notice watermark is not ISO 8601: {raw!r}") from error
+    if moment.tzinfo is None:
+        raise ValueError(f"facts notice watermark needs a UTC offset: {raw!r}")
+    return moment
 
 
 def dead_letter(message: Message, reason: str, error: str, original: bytes | None = None) -> bytes:

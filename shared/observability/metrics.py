@@ -160,3 +160,16 @@ DEPENDENCY_UP = Gauge(
     "it is down or stalled, by dependency (database, kafka).",
     ["dependency"],
 )
+
+
+# --- watermark (docs/watermark.md) -------------------------------------------------------
+WATERMARK_LAG = Gauge(
+    "firstvalue_watermark_lag_seconds",
+    "How far behind the clock the input's watermark is, in seconds (0: caught up and idle): "
+    "how much of what falls due is held back until the input is read. Set by ingest per "
+    "batch, by the milestones service per batch of notices, and by the API's /readyz.",
+)
+
+
+def record_watermark_lag(seconds: float) -> None:
+    WATERMARK_LAG.set(max(seconds, 0.0))

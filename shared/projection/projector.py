@@ -3,42 +3,35 @@ manual facts and replay.
 
 fold the onboarding's state from its stored projection and the few facts that can change
 it (``folded.fold_page``, equal to ``evaluate`` over every fact: docs/projection.md) →
-``transitions(old, new)`` → save the projection with its fold record and queue the
-transitions in the outbox, all in the caller's transaction. A page of onboardings goes
-through together (a handful of statements per page, not per onboarding), and a state that
-re-derives unchanged is neither rewritten nor re-announced.
+save the projection with its fold record → queue in the outbox the transitions the
+watermark of its input lets announce (``announce.announce_page``: ``transitions(announced,
+state seen at the watermark)``, docs/watermark.md), all in the caller's transaction. A page
+of onboardings goes through together (a handful of statements per page, not per onboarding),
+and a state that re-derives unchanged is neither rewritten nor re-announced.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.bus import topics
 from shared.domain.codec import state_from_dict, state_to_dict
 from shared.domain.facts import OnboardingRegistered
 from shared.domain.plans import Plan
 from shared.domain.state import OnboardingState
 from shared.domain.stored_state import StoredState
-from shared.domain.transitions import ESCALATION_TRANSITIONS, Transition, transitions
 from shared.observability.metrics import UNPROJECTABLE
+from shared.projection.announce import IDLE, Heard, announce_page
 from shared.projection.errors import UnknownOnboarding, UnknownPlan
 from shared.projection.folded import fold_page
 from shared.storage.onboardings import OnboardingRepository
-from shared.storage.outbox import OutboxRepository, QueuedMessage
 from shared.storage.projections import ProjectionRepository
 
 log = logging.getLogger(__name__)
-
-
-def topic_of(transition: Transition) -> str:
-    if isinstance(transition, ESCALATION_TRANSITIONS):
-        return topics.ESCALATIONS
-    return topics.TRANSITIONS
 
 
 def _previous(stored: StoredState | None, onboarding_id: str) -> OnboardingState | None:
@@ -54,7 +47,13 @@ def _previous(stored: StoredState | None, onboarding_id: str) -> OnboardingState
 
 
 async def _project_page(
-    session: AsyncSession, plans: Mapping[str, Plan], onboarding_ids: Iterable[str], now: datetime
+    session: AsyncSession,
+    plans: Mapping[str, Plan],
+    onboarding_ids: Iterable[str],
+    now: datetime,
+    heard: Mapping[str, Heard] | None = None,
+    idle: timedelta = IDLE,
+    input_watermark: datetime | None = None,
 ) -> tuple[list[OnboardingState], list[UnknownOnboarding | UnknownPlan]]:
     """Project a page of onboardings with a fixed number of statements, whatever its size:
     lock the registrations (in id order), load every fact, evaluate, then write only the
@@ -87,7 +86,7 @@ async def _project_page(
     states: list[OnboardingState] = []
     changed: list[tuple[OnboardingState, StoredState]] = []
     folds: dict[str, dict[str, Any]] = {}
-    queued: list[QueuedMessage] = []
+    announcing: list[tuple[OnboardingState, OnboardingState | None]] = []
     for (registration, _plan), result in zip(chosen, folded, strict=True):
         onboarding_id = registration.onboarding_id
         state = result.state
@@ -97,17 +96,18 @@ async def _project_page(
         before = stored.get(onboarding_id)
         if encoded == before:
             # Re-derived to the very same state (``as_of`` included, so the stored one was
-            # made at this same moment): writing it again would change nothing.
+            # made at this same moment): writing it again would change nothing; only a
+            # watermark heard since can announce more of it.
+            if heard and registration.account_id in heard:
+                announcing.append((state, state))
             continue
         changed.append((state, encoded))
-        queued.extend(
-            QueuedMessage(topic_of(t), state.account_id, t.id, t.to_dict())
-            for t in transitions(
-                result.previous if result.previous else _previous(before, onboarding_id), state
-            )
-        )
+        previous = result.previous if result.previous else _previous(before, onboarding_id)
+        announcing.append((state, previous))
     await projections.save_many(changed, now, folds)
-    await OutboxRepository(session).add_many(queued, now)
+    await announce_page(
+        session, announcing, now, heard=heard, idle=idle, input_watermark=input_watermark
+    )
     return states, errors
 
 
@@ -122,12 +122,21 @@ async def project(
 
 
 async def project_many(
-    session: AsyncSession, plans: Mapping[str, Plan], onboarding_ids: Iterable[str], now: datetime
+    session: AsyncSession,
+    plans: Mapping[str, Plan],
+    onboarding_ids: Iterable[str],
+    now: datetime,
+    *,
+    heard: Mapping[str, Heard] | None = None,
+    idle: timedelta = IDLE,
+    input_watermark: datetime | None = None,
 ) -> list[OnboardingState]:
     """Project each onboarding (a repeated id once); one that cannot be (unknown id, plan no
     longer configured) is logged and skipped — its last projection stays — instead of
     stalling all the others."""
-    states, errors = await _project_page(session, plans, onboarding_ids, now)
+    states, errors = await _project_page(
+        session, plans, onboarding_ids, now, heard, idle, input_watermark
+    )
     for error in errors:
         log.error("not projected: %s", error)
         reason = "unknown_plan" if isinstance(error, UnknownPlan) else "unknown_onboarding"
@@ -136,8 +145,18 @@ async def project_many(
 
 
 async def project_accounts(
-    session: AsyncSession, plans: Mapping[str, Plan], account_ids: Iterable[str], now: datetime
+    session: AsyncSession,
+    plans: Mapping[str, Plan],
+    account_ids: Iterable[str],
+    now: datetime,
+    *,
+    heard: Mapping[str, Heard] | None = None,
+    idle: timedelta = IDLE,
+    input_watermark: datetime | None = None,
 ) -> list[OnboardingState]:
-    """Project every onboarding of these accounts."""
+    """Project every onboarding of these accounts (``heard``: the watermarks their facts
+    notices carried, by account id; ``input_watermark``: the input's as a whole)."""
     ids = await OnboardingRepository(session).ids_for_accounts(account_ids)
-    return await project_many(session, plans, ids, now)
+    return await project_many(
+        session, plans, ids, now, heard=heard, idle=idle, input_watermark=input_watermark
+    )

@@ -238,6 +238,25 @@ class ProjectionRecord(Base):
     fold: Mapped[dict[str, Any] | None] = mapped_column(Json)
 
 
+class AnnouncementRecord(Base):
+    """What has been announced of one onboarding (``shared.projection.announce``): the state
+    as seen at the watermark it was announced by, the latest watermark heard for it (and
+    when), and the earliest transition held beyond that watermark (indexed: the timers
+    release it when the watermark passes)."""
+
+    __tablename__ = "announcements"
+    __table_args__ = (Index("ix_announcements_held_at", "held_at"),)
+
+    onboarding_id: Mapped[str] = mapped_column(
+        ForeignKey("onboardings.onboarding_id"), primary_key=True
+    )
+    # None: the stored projection's state is what was announced (nothing held back).
+    state: Mapped[dict[str, Any] | None] = mapped_column(Json)
+    watermark: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    heard_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    held_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
 class EscalationRecord(Base):
     """One escalation of one onboarding as of its latest projection (replaced on save)."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -75,3 +76,15 @@ def test_dsn_helpers_quote_credentials() -> None:
         postgres_dsn("fv", "p@ss/word", "localhost", 5432, "firstvalue")
         == "postgresql+asyncpg://fv:p%40ss%2Fword@localhost:5432/firstvalue"
     )
+
+
+def test_the_watermark_lateness_is_seconds_or_empty_for_none(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("FIRSTVALUE_ALLOWED_LATENESS_SECONDS", raising=False)
+    assert load_settings().allowed_lateness() == timedelta(seconds=5)
+    monkeypatch.setenv("FIRSTVALUE_ALLOWED_LATENESS_SECONDS", "")
+    assert load_settings().allowed_lateness() is None
+    monkeypatch.setenv("FIRSTVALUE_ALLOWED_LATENESS_SECONDS", "-1")
+    with pytest.raises(ValidationError, match="allowed_lateness_seconds"):
+        load_settings()

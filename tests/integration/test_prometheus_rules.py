@@ -13,6 +13,7 @@ from .prometheus import ALERTS, CONFIG, promtool
 
 API = 'job="firstvalue-api"'
 INGEST = 'job="firstvalue-ingest", instance="ingest-1"'
+WATERMARK_LAG = 'firstvalue_watermark_lag_seconds{{job="firstvalue-{job}"}}'
 LAG = f'firstvalue_consumer_lag_messages{{{INGEST}, topic="analytics.events", group="ingest"}}'
 
 
@@ -191,6 +192,30 @@ CASES: list[dict[str, Any]] = [
         ],
         "alert_rule_test": [alert("FirstvalueTimersLate", "25m")],
     },
+    {  # A watermark 20 minutes behind for 10 minutes alerts; 30 s behind (live) does not.
+        "interval": "1m",
+        "input_series": [
+            {"series": WATERMARK_LAG.format(job="ingest"), "values": "30 30 1200x20"},
+            {"series": WATERMARK_LAG.format(job="milestones"), "values": "5x22"},
+        ],
+        "alert_rule_test": [
+            alert("FirstvalueWatermarkBehind", "8m"),  # pending: `for: 10m`
+            alert(
+                "FirstvalueWatermarkBehind",
+                "13m",
+                fired(
+                    "Input watermark 20m 0s behind the clock: announcements held",
+                    severity="warning",
+                    team="platform",
+                ),
+            ),
+        ],
+    },
+    {
+        "interval": "1m",
+        "input_series": [{"series": WATERMARK_LAG.format(job="ingest"), "values": "30x30"}],
+        "alert_rule_test": [alert("FirstvalueWatermarkBehind", "25m")],
+    },
     {
         "interval": "1m",
         "input_series": [
@@ -227,7 +252,7 @@ def summaries_only(rules: dict[str, Any]) -> dict[str, Any]:
 def test_alert_rules_pass_promtool_check_rules() -> None:
     checked = promtool("check", "rules", str(ALERTS))
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    assert "SUCCESS: 7 rules found" in checked.stdout
+    assert "SUCCESS: 8 rules found" in checked.stdout
 
 
 def test_example_scrape_config_passes_promtool_check_config() -> None:

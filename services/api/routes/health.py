@@ -8,12 +8,15 @@ what is down. ``checks`` is a dict: more checks join it without changing its sha
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime, timedelta
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from services.api.dependencies import Runtime, RuntimeDep
+from shared.observability.metrics import record_watermark_lag
 from shared.observability.readiness import PROBE_TIMEOUT_SECONDS, Readiness, is_ready
+from shared.projection.announce import watermark_lag
 from shared.storage.onboardings import OnboardingRepository
 
 router = APIRouter(tags=["operations"])
@@ -32,8 +35,10 @@ async def readyz(runtime: RuntimeDep) -> JSONResponse:
     projected, which must never be silent."""
     checks = await Readiness(runtime.read_sessionmaker, runtime.bus).check()
     if is_ready(checks):
+        off_plan, lag = await asyncio.gather(_off_plan(runtime), _watermark_lag(runtime))
+        if lag is not None:
+            checks["watermark"] = {"status": "up", "lag_seconds": round(lag, 3)}
         body: dict[str, object] = {"status": "ready", "checks": checks}
-        off_plan = await _off_plan(runtime)
         if off_plan:
             body["unprojectable_onboardings"] = off_plan
         return JSONResponse(body)
@@ -60,3 +65,20 @@ async def _off_plan(runtime: Runtime) -> int | None:
         return await asyncio.wait_for(count(), PROBE_TIMEOUT_SECONDS)
     except Exception:  # readiness reports, it never raises
         return None
+
+
+async def _watermark_lag(runtime: Runtime) -> float | None:
+    """How far the input's watermark is behind the clock (announcements wait for it: it is
+    detail, never a reason to be unready); None when it does not come in time."""
+    idle = timedelta(seconds=runtime.settings.watermark_idle_seconds)
+
+    async def lag() -> float:
+        async with runtime.sessionmaker() as session:
+            return await watermark_lag(session, datetime.now(UTC), idle)
+
+    try:
+        seconds = await asyncio.wait_for(lag(), PROBE_TIMEOUT_SECONDS)
+    except Exception:  # readiness reports, it never raises
+        return None
+    record_watermark_lag(seconds)
+    return seconds
