@@ -9,7 +9,9 @@ N stored events, and a sustained run through Kafka beside 1,000 ordinary account
    (COPY): 50 users over 90 days, 80 % "Page Viewed", 20 % the events the enterprise plan's
    rules name, shaped so that the onboarding is mid-way (kickoff and setup exited, first
    value reached on day 70, ``records_created``, ``team_adoption`` and the sponsor's sign-off
-   open). The rows are what ingest stores for these Segment messages (its own decoding).
+   open). The rows are what ingest stores for these Segment messages (its own decoding);
+   what the insert derives beside them (sequence rows, daily activity summaries) is rebuilt
+   once, then the onboarding projected once (``prepare_loaded_history``).
    Then, each repeated (one untimed warm-up; at least 3, at most ``--repetitions``, within
    ``--budget-seconds`` per figure), with medians and p99 and each against N = 1K as a ratio:
    - batch: 100 new events stored by ingest's storage code (``ingest_messages``, one
@@ -19,6 +21,9 @@ N stored events, and a sustained run through Kafka beside 1,000 ordinary account
      history counts) from an HTTP client to ``firstvalue api`` in its own process;
    - tick: the timer loop's tick (``timers.fire_due``) at the onboarding's stored next due
      moment, each tick at the next one (moved there by the bench when none is stored).
+   After the batches and after the ticks, the stored projection and the ``as_of`` fold must
+   equal ``evaluate`` over all the onboarding's facts (``check_state``; else the bench
+   reports it and exits 1).
    At the largest N, the bytes one stored event costs: every table's ``pg_total_relation_size``
    (heap, TOAST and indexes) over the number of stored events.
 2. Sustained: ``firstvalue ingest`` and ``firstvalue milestones`` as separate processes on the
@@ -31,7 +36,9 @@ N stored events, and a sustained run through Kafka beside 1,000 ordinary account
    an event counts as projected at the first poll that returns a value at or after its
    timestamp (one account's events are stored in order, so that state has counted it). The
    latency includes publishing (acks=all), ingest, the notice, the projection's commit and up
-   to one poll interval. p50/p99 per minute of production time.
+   to one poll interval. p50/p99 per minute of production time. Once the services stop, the
+   stored projections of the hot account and a few ordinary ones must equal ``evaluate`` at
+   the moment each was made.
 
 The calls into firstvalue's projection code are the adapter functions right below: when the
 projection changes shape, they are what to adapt. Results and commands: bench/README.md.
@@ -41,7 +48,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import random
 import secrets
 import statistics
@@ -51,7 +57,7 @@ import tempfile
 import time
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -65,7 +71,7 @@ from lab.events import copy_events, copy_identities, stored_rows
 from lab.machine import describe, load_average
 from lab.onboardings import copy_registrations
 from lab.postgres import asyncpg_dsn, fresh_database, server_version
-from lab.servers import env
+from lab.servers import env, service_environment
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from firstvalue.replay import replay_all
@@ -79,9 +85,15 @@ from shared.bus.bus import Bus, Message
 from shared.bus.kafka import KafkaBus
 from shared.bus.memory import MemoryBus
 from shared.bus.messages import FactsNotice
+from shared.domain.codec import state_to_dict
+from shared.domain.evaluate import evaluate
 from shared.domain.plans import Plan
 from shared.plan_files import default_plans
+from shared.projection.folded import state_as_of
+from shared.storage import activity_days
 from shared.storage.engine import create_engine, create_sessionmaker
+from shared.storage.onboardings import OnboardingRepository
+from shared.storage.projections import ProjectionRepository
 
 Sessions = async_sessionmaker[AsyncSession]
 
@@ -91,24 +103,44 @@ Sessions = async_sessionmaker[AsyncSession]
 
 
 async def prepare_loaded_history(
-    sessions: Sessions, plans: Mapping[str, Plan], now: datetime
+    sessions: Sessions, plans: Mapping[str, Plan], account_ids: Collection[str], now: datetime
 ) -> int:
-    """After the COPY: derive what the pipeline would have derived from the loaded rows.
-    Today that is every stored projection, as ``firstvalue replay`` makes it; a design that
-    keeps derived data beside the events (summaries, rule progress) must fill it here too.
-    Returns how many onboardings were projected."""
+    """After the COPY: derive what the pipeline would have derived from the loaded rows. The
+    rows carry their insert number (``lab.events.LOADED_SEQ``); ``activity_days.rebuild``
+    makes the accounts' ``account_sequences`` rows and daily ``activity_days`` summaries in
+    one transaction (docs/projection.md, "Bulk loads"); then every onboarding is projected,
+    as ``firstvalue replay`` does. Returns how many onboardings were projected."""
+    async with sessions() as session, session.begin():
+        await activity_days.rebuild(session, account_ids)
     return await replay_all(sessions, plans, now)
 
 
+DERIVED_TABLES = ("account_sequences", "activity_days", "onboarding_projections")
+
+
+async def analyze_derived(conn: Any) -> None:
+    """VACUUM ANALYZE the tables ``prepare_loaded_history`` filled, as ``load_accounts`` does
+    the loaded ones, so the planner knows their sizes."""
+    for table in DERIVED_TABLES:
+        await conn.execute(f"VACUUM ANALYZE {table}")
+
+
 async def discard_batches(
-    conn: Any, sessions: Sessions, plans: Mapping[str, Plan], loaded_at: datetime, now: datetime
+    conn: Any,
+    sessions: Sessions,
+    plans: Mapping[str, Plan],
+    account_ids: Collection[str],
+    loaded_at: datetime,
+    now: datetime,
 ) -> None:
-    """Back to the loaded history (the bench's batches deleted, every derived row re-derived
-    at ``now``), so that each timed batch meets N stored events, not N plus earlier batches.
-    A design with derived rows per event must drop the batches' rows here too, or rebuild
-    them from scratch in ``prepare_loaded_history``."""
+    """Back to the loaded history, so that each timed batch meets N stored events, not N
+    plus earlier batches: the batches' events deleted, their summaries rebuilt from the
+    events left, the fold records dropped (a prior counted the deleted events, and the
+    deletion leaves no trace the fold could notice), every onboarding re-projected at ``now``
+    from nothing. The accounts' insert numbers only move on."""
     await conn.execute("DELETE FROM events WHERE recorded_at > $1", loaded_at)
-    await prepare_loaded_history(sessions, plans, now)
+    await conn.execute("UPDATE onboarding_projections SET fold = NULL")
+    await prepare_loaded_history(sessions, plans, account_ids, now)
 
 
 async def store_batch(
@@ -148,6 +180,55 @@ async def as_of_read(client: httpx.AsyncClient, onboarding_id: str, moment: date
     if response.status_code != 200:
         raise AssertionError(f"as_of read answered {response.status_code}: {response.text}")
     return response.content
+
+
+async def check_state(
+    sessions: Sessions, plans: Mapping[str, Plan], onboarding_id: str, now: datetime | None
+) -> str | None:
+    """Whether the stored projection (made at ``now``; None: at the moment it was made),
+    and the ``as_of`` fold at that moment, equal ``evaluate`` (the definition of an
+    onboarding's state) over every stored fact of the onboarding: a figure of a projection
+    that drifted from it would measure the wrong thing. None when they do, else what differs."""
+    async with sessions() as session:
+        loaded = await OnboardingRepository(session).facts_for(onboarding_id)
+        if loaded is None:
+            return f"onboarding {onboarding_id} is not registered"
+        registration, facts = loaded
+        plan = plans[registration.plan_key]
+        stored = await ProjectionRepository(session).state_dict(onboarding_id)
+        if stored is None:
+            return f"onboarding {onboarding_id} has no stored projection"
+        moment = now or datetime.fromisoformat(stored["as_of"])
+        expected = state_to_dict(evaluate(plan, registration, facts, moment))
+        as_of = state_to_dict(await state_as_of(session, registration, plan, moment))
+    for name, found in (("stored projection", stored), ("as_of fold", as_of)):
+        if found != expected:
+            fields = sorted(
+                k for k in expected.keys() | found.keys() if found.get(k) != expected.get(k)
+            )
+            return (
+                f"the {name} of {onboarding_id} at {moment.isoformat()} differs from evaluate "
+                f"over its {len(facts):,} facts in {', '.join(fields)}:\n"
+                + "\n".join(f"    {k}: {found.get(k)!r}\n != {expected.get(k)!r}" for k in fields)
+            )
+    return None
+
+
+FAILED_CHECKS: list[str] = []
+
+
+async def checked(
+    sessions: Sessions, plans: Mapping[str, Plan], onboarding_id: str, now: datetime | None
+) -> None:
+    """``check_state``, reported at once; a failure also fails the bench at its end (exit 1)."""
+    started = time.perf_counter()
+    problem = await check_state(sessions, plans, onboarding_id, now)
+    took = time.perf_counter() - started
+    if problem is None:
+        print(f"  check: {onboarding_id} equals evaluate over all its facts ({took:.1f} s)")
+    else:
+        FAILED_CHECKS.append(problem)
+        print(f"  CHECK FAILED: {problem}", flush=True)
 
 
 # What the stored projection exposes: its next due moment, and the latest event it counted
@@ -492,7 +573,8 @@ async def measure_size(server: str, n: int, args: argparse.Namespace, largest: b
         conn = await asyncpg.connect(asyncpg_dsn(url))
         try:
             started = time.perf_counter()
-            await prepare_loaded_history(sessions, plans, end)
+            await prepare_loaded_history(sessions, plans, [account.account_id], end)
+            await analyze_derived(conn)
             prepare_s = time.perf_counter() - started
             clock = end
 
@@ -500,7 +582,7 @@ async def measure_size(server: str, n: int, args: argparse.Namespace, largest: b
                 """The batches stored so far grew the history by more than 5 %: undo them."""
                 added = int(await conn.fetchval(ADDED_SQL, end))
                 if added > n * GROWTH:
-                    await discard_batches(conn, sessions, plans, end, clock)
+                    await discard_batches(conn, sessions, plans, [account.account_id], end, clock)
 
             async def batch(_: int) -> tuple[float, float, float]:
                 nonlocal clock
@@ -536,6 +618,7 @@ async def measure_size(server: str, n: int, args: argparse.Namespace, largest: b
                     return time.perf_counter() - t0
 
                 await back_to_n()
+                await checked(sessions, plans, onboarding_id, clock)
                 state = orjson.loads(await as_of_read(client, onboarding_id, clock))
                 print(f"  N = {n:,}: {describe_state(state)}", flush=True)
                 print(f"  N = {n:,}: as_of reads…", flush=True)
@@ -561,6 +644,7 @@ async def measure_size(server: str, n: int, args: argparse.Namespace, largest: b
             await back_to_n()
             print(f"  N = {n:,}: timer ticks…", flush=True)
             ticks = await repeat(tick, args.repetitions, args.budget_seconds)
+            await checked(sessions, plans, onboarding_id, clock)
             result = SizeResult(
                 n=n,
                 stored=stored,
@@ -728,13 +812,14 @@ async def poll(conn: Any, tracker: Tracker, stop: asyncio.Event) -> None:
 
 
 def _service(name: str, url: str, servers: str, log: IO[bytes]) -> subprocess.Popen[bytes]:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("FIRSTVALUE_")}
-    environment |= {
-        "FIRSTVALUE_DATABASE_URL": url,
-        "FIRSTVALUE_KAFKA_BOOTSTRAP_SERVERS": servers,
-        "FIRSTVALUE_INGEST_METRICS_PORT": "0",
-        "FIRSTVALUE_MILESTONES_METRICS_PORT": "0",
-    }
+    environment = service_environment(
+        {
+            "FIRSTVALUE_DATABASE_URL": url,
+            "FIRSTVALUE_KAFKA_BOOTSTRAP_SERVERS": servers,
+            "FIRSTVALUE_INGEST_METRICS_PORT": "0",
+            "FIRSTVALUE_MILESTONES_METRICS_PORT": "0",
+        }
+    )
     firstvalue = Path(sys.executable).with_name("firstvalue")
     return subprocess.Popen([str(firstvalue), name], env=environment, stdout=log, stderr=log)
 
@@ -774,30 +859,48 @@ async def sustained(
         loaded += [(a, a.history(args.ordinary_history, now)) for a in ordinary]
         info["stored"], info["load_s"] = await load_accounts(url, loaded, now)
         engine = create_engine(url, application_name="bench-history")
-        started = time.perf_counter()
-        info["projected"] = await prepare_loaded_history(create_sessionmaker(engine), plans, now)
-        info["prepare_s"] = time.perf_counter() - started
-        await engine.dispose()
-        with tempfile.TemporaryFile() as ingest_log, tempfile.TemporaryFile() as milestones_log:
-            processes = [
-                _service("ingest", url, servers, ingest_log),
-                _service("milestones", url, servers, milestones_log),
-            ]
+        try:
+            started = time.perf_counter()
+            info["projected"] = await prepare_loaded_history(
+                create_sessionmaker(engine), plans, [a.account_id for a, _ in loaded], now
+            )
+            conn = await asyncpg.connect(asyncpg_dsn(url))
             try:
-                latencies = await _stream(url, servers, hot, ordinary, processes, args, info)
+                await analyze_derived(conn)
             finally:
-                for process in processes:
-                    process.terminate()
-                for process in processes:
-                    await asyncio.to_thread(process.wait, 60)
-                for name, log in (("ingest", ingest_log), ("milestones", milestones_log)):
-                    log.seek(0)
-                    lines = log.read().decode(errors="replace").splitlines()
-                    errors = [line for line in lines if " ERROR " in line or "Traceback" in line]
-                    info[f"{name}_errors"] = len(errors)
-                    if errors:
-                        print(f"  {name} logged {len(errors)} error lines; last lines:")
-                        print("\n".join("    " + line for line in lines[-20:]))
+                await conn.close()
+            info["prepare_s"] = time.perf_counter() - started
+            with tempfile.TemporaryFile() as ingest_log, tempfile.TemporaryFile() as milestones_log:
+                processes = [
+                    _service("ingest", url, servers, ingest_log),
+                    _service("milestones", url, servers, milestones_log),
+                ]
+                try:
+                    latencies = await _stream(url, servers, hot, ordinary, processes, args, info)
+                finally:
+                    for process in processes:
+                        process.terminate()
+                    for process in processes:
+                        await asyncio.to_thread(process.wait, 60)
+                    for name, log in (("ingest", ingest_log), ("milestones", milestones_log)):
+                        log.seek(0)
+                        lines = log.read().decode(errors="replace").splitlines()
+                        errors = [
+                            line for line in lines if " ERROR " in line or "Traceback" in line
+                        ]
+                        info[f"{name}_errors"] = len(errors)
+                        if errors:
+                            print(f"  {name} logged {len(errors)} error lines; last lines:")
+                            print("\n".join("    " + line for line in lines[-20:]))
+            if latencies.unseen_hot or latencies.unseen_ordinary:
+                print("  check skipped: some events were never projected (see the report)")
+            else:
+                # The services are stopped: each stored projection is final, made at its as_of.
+                sessions = create_sessionmaker(engine)
+                for account in [hot, *ordinary[:: max(1, len(ordinary) // 4)]]:
+                    await checked(sessions, plans, account.onboarding_id, None)
+        finally:
+            await engine.dispose()
     return latencies, info
 
 
@@ -964,6 +1067,8 @@ async def main(args: argparse.Namespace) -> None:
     print(
         f"\nload average at end: {load_average()}; whole bench {time.perf_counter() - began:.0f} s"
     )
+    if FAILED_CHECKS:
+        sys.exit(f"{len(FAILED_CHECKS)} projected states differ from evaluate over all their facts")
 
 
 def parse(argv: list[str] | None = None) -> argparse.Namespace:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
 import sys
 import time
@@ -13,20 +12,21 @@ from pathlib import Path
 
 import httpx
 
-from lab.servers import free_port
+from lab.servers import free_port, service_environment
 
 
 @asynccontextmanager
 async def api_process(database_url: str, key: str) -> AsyncIterator[str]:
-    """Serve ``database_url`` (the process's only ``FIRSTVALUE_*`` settings: no Kafka) until
-    the block ends; yields the base URL once ``/readyz`` answers 200."""
+    """Serve ``database_url`` (no Kafka; ``service_environment``) until the block ends;
+    yields the base URL once ``/readyz`` answers 200."""
     port = free_port()
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("FIRSTVALUE_")}
-    environment |= {
-        "FIRSTVALUE_DATABASE_URL": database_url,
-        "FIRSTVALUE_API_KEYS": f"bench:read:{key}",
-        "FIRSTVALUE_API_HOST": "127.0.0.1",
-    }
+    environment = service_environment(
+        {
+            "FIRSTVALUE_DATABASE_URL": database_url,
+            "FIRSTVALUE_API_KEYS": f"bench:read:{key}",
+            "FIRSTVALUE_API_HOST": "127.0.0.1",
+        }
+    )
     firstvalue = Path(sys.executable).with_name("firstvalue")
     server = subprocess.Popen(
         [str(firstvalue), "api", "--port", str(port)],

@@ -3,7 +3,10 @@
 Rows are made by ingest's own decoding (``services.ingest.records.decode``) and its account
 attribution, so ids (the Segment ``messageId``), names, times and property documents are
 what ``firstvalue ingest`` would have written for the same messages; only the statement
-differs (``COPY`` instead of the batch insert).
+differs (``COPY`` instead of the batch insert). Every row carries insert number
+``LOADED_SEQ``, as if the load were one batch; what the insert derives beside the rows (the
+accounts' ``account_sequences`` rows and ``activity_days`` summaries) is left to
+``shared.storage.activity_days.rebuild``, run once after the load.
 """
 
 from __future__ import annotations
@@ -20,7 +23,10 @@ from services.ingest.records import IngestOptions, decode
 
 EVENT_COLUMNS = (
     "id", "account_id", "user_id", "name", "occurred_at", "properties", "source", "recorded_at",
+    "seq",
 )  # fmt: skip
+LOADED_SEQ = 1  # the loaded rows' insert number (rather than NULL, which ``rebuild`` would
+# number with an UPDATE of every row: a second copy of the table until vacuumed)
 IDENTITY_COLUMNS = ("user_id", "account_id", "linked_at")
 
 
@@ -47,6 +53,7 @@ def stored_rows(
                     orjson.dumps(event.properties).decode(),
                     event.source,
                     received_at,
+                    LOADED_SEQ,
                 )
             )
     return rows
