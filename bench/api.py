@@ -185,6 +185,7 @@ def serve(url: str, key: str, port: int) -> subprocess.Popen[bytes]:
         "FIRSTVALUE_API_KEYS": f"bench:read:{key}",
         "FIRSTVALUE_API_HOST": "127.0.0.1",
         "FIRSTVALUE_INGEST_AUTH": "open",  # no HTTP ingest here (no Kafka): nothing to open
+        "FIRSTVALUE_ALLOW_NON_DURABLE_DATABASE": "true",  # the bench database is disposable
     }
     firstvalue = Path(sys.executable).with_name("firstvalue")
     return subprocess.Popen(

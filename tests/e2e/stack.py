@@ -7,6 +7,7 @@ cases are skipped locally and fail in CI (``CI=true``), where the server must be
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import uuid
@@ -20,7 +21,8 @@ import httpx
 import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from firstvalue.demo_data import DemoHistory
 from firstvalue.embedded import Pipeline, load_history, start_pipeline
@@ -55,9 +57,22 @@ async def fresh_database(backend: str, directory: Path) -> AsyncIterator[str]:
             await conn.execute(text(f'CREATE DATABASE "{name}"'))
         yield server.set(database=name).render_as_string(hide_password=False)
     finally:
-        async with admin.connect() as conn:
-            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        await _drop(admin, name)
         await admin.dispose()
+
+
+async def _drop(admin: AsyncEngine, name: str, attempts: int = 10) -> None:
+    """``DROP DATABASE … WITH (FORCE)``, again while a backend this role may not end (an
+    autovacuum worker, the superuser's) is still in it: those end by themselves."""
+    for attempt in range(1, attempts + 1):
+        try:
+            async with admin.connect() as conn:
+                await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            return
+        except DBAPIError as exc:
+            if "must be a member of the role" not in str(exc) or attempt == attempts:
+                raise
+        await asyncio.sleep(0.5)
 
 
 @dataclass
