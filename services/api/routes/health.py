@@ -73,7 +73,7 @@ async def _watermark_lag(runtime: Runtime) -> float | None:
     idle = timedelta(seconds=runtime.settings.watermark_idle_seconds)
 
     async def lag() -> float:
-        async with runtime.sessionmaker() as session:
+        async with runtime.read_sessionmaker() as session:
             return await watermark_lag(session, datetime.now(UTC), idle)
 
     try:
