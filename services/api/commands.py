@@ -136,7 +136,8 @@ class AmendMilestone(_Command):
             raise ValueError("an amendment changes at least one of title, description, due_day")
         return self
 
-    def fact(self, onboarding_id: str, now: datetime) -> MilestoneAmended:
+    def fact(self, onboarding_id: str, now: datetime, key_name: str = "") -> MilestoneAmended:
+        """(``key_name`` unused: an amendment names its own ``author``.)"""
         at = self.at or now
         return MilestoneAmended(
             id=fact_id(

@@ -4,12 +4,11 @@ REST route's command model (``services.api.commands``) from the form and records
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from services.api.commands import (
     AmendMilestone,
@@ -23,18 +22,10 @@ from services.api.dependencies import RuntimeDep, SessionDep
 from services.api.errors import ApiError
 from services.api.params import OnboardingId
 from services.api.routes.onboarding_writes import record_command, relay
-from shared.domain.facts import (
-    EvidenceRecorded,
-    MilestoneAmended,
-    OnboardingPaused,
-    OnboardingResumed,
-)
 from shared.storage.console_access import ShareLinkRepository
 from shared.storage.onboardings import OnboardingRepository
 
 router = APIRouter(include_in_schema=False)
-
-Fact = EvidenceRecorded | OnboardingPaused | OnboardingResumed | MilestoneAmended
 
 
 def _problems(exc: ValidationError) -> str:
@@ -43,21 +34,24 @@ def _problems(exc: ValidationError) -> str:
     )
 
 
+OnboardingCommand = RecordEvidence | PauseOnboarding | ResumeOnboarding | AmendMilestone
+
+
 async def _command(
     request: Request,
     runtime: RuntimeDep,
     session: SessionDep,
     viewer: ViewerDep,
     onboarding_id: OnboardingId,
-    model: type[BaseModel],
-    build: Callable[[BaseModel, datetime, str], Fact],
+    model: type[OnboardingCommand],
     done: str,
 ) -> Response:
     fields = await writer_form(request, viewer)
     now = datetime.now(UTC)
     try:
         command = model.model_validate(fields)
-        await record_command(session, runtime, build(command, now, viewer.key.name), now)
+        fact = command.fact(onboarding_id, now, viewer.key.name)
+        await record_command(session, runtime, fact, now)
     except ValidationError as exc:
         await session.rollback()
         return await onboarding_view(
@@ -75,72 +69,25 @@ async def _command(
     return RedirectResponse(f"/onboardings/{onboarding_id}?done={done}", status_code=303)
 
 
-@router.post("/onboardings/{onboarding_id}/evidence")
-async def record_evidence(
-    onboarding_id: OnboardingId,
-    request: Request,
-    runtime: RuntimeDep,
-    session: SessionDep,
-    viewer: ViewerDep,
-) -> Response:
-    def build(c: BaseModel, now: datetime, key: str) -> Fact:
-        assert isinstance(c, RecordEvidence)
-        return c.fact(onboarding_id, now, key)
+def _command_route(path: str, model: type[OnboardingCommand], done: str) -> None:
+    """``POST /onboardings/{id}/<path>``: the form of one REST write command."""
 
-    return await _command(
-        request, runtime, session, viewer, onboarding_id, RecordEvidence, build, "evidence"
-    )
+    async def post(
+        onboarding_id: OnboardingId,
+        request: Request,
+        runtime: RuntimeDep,
+        session: SessionDep,
+        viewer: ViewerDep,
+    ) -> Response:
+        return await _command(request, runtime, session, viewer, onboarding_id, model, done)
+
+    router.add_api_route(f"/onboardings/{{onboarding_id}}/{path}", post, methods=["POST"])
 
 
-@router.post("/onboardings/{onboarding_id}/pause")
-async def pause(
-    onboarding_id: OnboardingId,
-    request: Request,
-    runtime: RuntimeDep,
-    session: SessionDep,
-    viewer: ViewerDep,
-) -> Response:
-    def build(c: BaseModel, now: datetime, key: str) -> Fact:
-        assert isinstance(c, PauseOnboarding)
-        return c.fact(onboarding_id, now, key)
-
-    return await _command(
-        request, runtime, session, viewer, onboarding_id, PauseOnboarding, build, "pause"
-    )
-
-
-@router.post("/onboardings/{onboarding_id}/resume")
-async def resume(
-    onboarding_id: OnboardingId,
-    request: Request,
-    runtime: RuntimeDep,
-    session: SessionDep,
-    viewer: ViewerDep,
-) -> Response:
-    def build(c: BaseModel, now: datetime, key: str) -> Fact:
-        assert isinstance(c, ResumeOnboarding)
-        return c.fact(onboarding_id, now, key)
-
-    return await _command(
-        request, runtime, session, viewer, onboarding_id, ResumeOnboarding, build, "resume"
-    )
-
-
-@router.post("/onboardings/{onboarding_id}/amendments")
-async def amend(
-    onboarding_id: OnboardingId,
-    request: Request,
-    runtime: RuntimeDep,
-    session: SessionDep,
-    viewer: ViewerDep,
-) -> Response:
-    def build(c: BaseModel, now: datetime, _key: str) -> Fact:
-        assert isinstance(c, AmendMilestone)
-        return c.fact(onboarding_id, now)
-
-    return await _command(
-        request, runtime, session, viewer, onboarding_id, AmendMilestone, build, "amend"
-    )
+_command_route("evidence", RecordEvidence, "evidence")
+_command_route("pause", PauseOnboarding, "pause")
+_command_route("resume", ResumeOnboarding, "resume")
+_command_route("amendments", AmendMilestone, "amend")
 
 
 @router.post("/onboardings/{onboarding_id}/share")

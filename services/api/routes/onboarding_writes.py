@@ -118,7 +118,7 @@ async def amend_milestone(
     onboarding_id: OnboardingId, body: AmendMilestone, shell: Shell
 ) -> JSONResponse:
     """Record an amendment to one milestone, with author and reason (history is kept)."""
-    return await _write(shell, body, lambda now: body.fact(onboarding_id, now))
+    return await _write(shell, body, lambda now: body.fact(onboarding_id, now, shell.key_name))
 
 
 async def _write(
