@@ -8,12 +8,14 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, TypedDict
 
-from fastapi import Query
+from fastapi import Depends, Query
 from pydantic import AfterValidator
 
+from services.api.dependencies import RuntimeDep
 from services.api.errors import ApiError
 from services.api.params import TextFilter, month_range
 from shared.domain.plans import Plan
+from shared.storage.projections import ProjectionFilter
 
 
 def cohort_month(value: str) -> str:
@@ -69,3 +71,19 @@ def cohort_bounds(cohort: str | None) -> CohortBounds:
         return CohortBounds(signed_from=None, signed_before=None)
     start, end = month_range(cohort)
     return CohortBounds(signed_from=start, signed_before=end)
+
+
+def _report_filter(
+    runtime: RuntimeDep,
+    segment: Filter = None,
+    plan: Filter = None,
+    csm: Filter = None,
+    cohort: Cohort = None,
+) -> ProjectionFilter:
+    """The filters every grouped report takes (segment, plan, CSM, cohort), checked against
+    the configured plans."""
+    known(runtime.plans, segment=segment, plan=plan)
+    return ProjectionFilter(segment=segment, plan_key=plan, csm=csm, **cohort_bounds(cohort))
+
+
+ReportFilter = Annotated[ProjectionFilter, Depends(_report_filter)]

@@ -10,7 +10,7 @@ from fastapi import APIRouter
 from services.api.auth import ReadKey
 from services.api.dependencies import RuntimeDep, SessionDep
 from services.api.errors import READ_ERRORS
-from services.api.filters import Cohort, Cursor, Filter, Limit, cohort_bounds, known
+from services.api.filters import Cohort, Cursor, Filter, Limit, ReportFilter, cohort_bounds, known
 from services.api.report_schemas import (
     AtRiskPage,
     DecompositionReport,
@@ -28,19 +28,14 @@ router = APIRouter(prefix="/v1/reports", tags=["reports"], responses=READ_ERRORS
 
 @router.get("/ttfv", response_model=TTFVReport)
 async def ttfv_report(
-    runtime: RuntimeDep,
     session: SessionDep,
     _key: ReadKey,
+    *,
     group_by: GroupBy = "segment",
-    segment: Filter = None,
-    plan: Filter = None,
-    csm: Filter = None,
-    cohort: Cohort = None,
+    filters: ReportFilter,
 ) -> TTFVReport:
     """TTFV p50/p75/p90/max, reached and open counts, breaches and histograms per group."""
-    known(runtime.plans, segment=segment, plan=plan)
     now = datetime.now(UTC)
-    filters = ProjectionFilter(segment=segment, plan_key=plan, csm=csm, **cohort_bounds(cohort))
     total, groups = await ReportRepository(session).ttfv(filters, group_by, now)
     return TTFVReport(
         group_by=group_by,
@@ -53,20 +48,15 @@ async def ttfv_report(
 
 @router.get("/decomposition", response_model=DecompositionReport)
 async def decomposition_report(
-    runtime: RuntimeDep,
     session: SessionDep,
     _key: ReadKey,
+    *,
     group_by: GroupBy = "segment",
-    segment: Filter = None,
-    plan: Filter = None,
-    csm: Filter = None,
-    cohort: Cohort = None,
+    filters: ReportFilter,
 ) -> DecompositionReport:
     """Where the time goes: p50/p75/p90 of handoff, setup and activation per group, with the
     onboarding completion rate (first value within the band) and the milestone completion
     rate (completed within SLA / all)."""
-    known(runtime.plans, segment=segment, plan=plan)
-    filters = ProjectionFilter(segment=segment, plan_key=plan, csm=csm, **cohort_bounds(cohort))
     total, groups = await ReportRepository(session).decomposition(filters, group_by)
     return DecompositionReport(
         group_by=group_by,
