@@ -113,6 +113,16 @@ def visible_at(state: OnboardingState, moment: datetime) -> OnboardingState:
     )
 
 
+def latest_moment(state: OnboardingState) -> datetime | None:
+    """The latest moment ``visible_at`` would cut: stage entries and exits, first value,
+    onboarded, escalations fired and resolved (None: none yet)."""
+    moments = [m for s in state.stages for m in (s.entered_at, s.exited_at) if m is not None]
+    moments += [m for m in (state.ttfv.reached_at, state.onboarded_at) if m is not None]
+    for e in state.escalations:
+        moments += [e.fired_at] if e.resolved_at is None else [e.fired_at, e.resolved_at]
+    return max(moments, default=None)
+
+
 def is_retraction(transition: Transition) -> bool:
     return isinstance(transition, EscalationResolved) and transition.resolution == RETRACTED
 
@@ -137,9 +147,14 @@ def announce(
     state of that moment: only what still holds comes out). Never by a moment earlier than
     ``floor``, the watermark the last announcement was made by (an input's watermark seen
     from elsewhere may lag): what was announced stays announced, and is not announced
-    twice."""
-    if floor is not None and floor > watermark:
-        watermark = floor
+    twice. Nor by one earlier than the latest moment of ``announced`` itself: it was
+    announced by a watermark at least that late (the clock, say, once the input was idle),
+    so a fact arriving later than that is a late fact — an escalation of ``announced`` it
+    undoes is retracted now, not lost below the view."""
+    announced_up_to = None if announced is None else latest_moment(announced)
+    for bound in (floor, announced_up_to):
+        if bound is not None and bound > watermark:
+            watermark = bound
     seen = visible_at(state, watermark)
     held = [t.at for t in transitions(seen, state) if not is_retraction(t)]
     return Announcement(transitions(announced, seen), seen, min(held, default=None))
