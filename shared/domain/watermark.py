@@ -52,18 +52,38 @@ class InputProgress:
     """The watermarks one process has heard in the last ``idle``: the lowest of them is how
     far the whole input is complete while it is active (a batch's watermark is the lowest of
     its partitions'; a partition in no recent batch is caught up). Nothing heard for
-    ``idle``: the input is caught up and idle, and its watermark is the clock."""
+    ``idle``: the input is caught up and idle, and its watermark is the clock.
+
+    Unless ingest is known to have a backlog (``ingest_lagging``: events on the input topic
+    it has not read — ingest down or stalled): silence then means nothing, and the watermark
+    stays where ingest was last heard from — the lowest of its last ``idle`` of notices, or,
+    had it gone quiet before, the last moment it was seen caught up. With neither known
+    (a process started on a backlog) it is the clock, as without the check."""
 
     idle: timedelta
     heard: deque[tuple[datetime, datetime]] = field(default_factory=deque)  # (at, watermark)
+    lagging: bool = False
+    caught_up_at: datetime | None = None  # when ingest was last seen with nothing unread
 
     def hear(self, watermark: datetime, at: datetime) -> None:
         self.heard.append((at, watermark))
 
+    def ingest_lagging(self, lagging: bool, now: datetime) -> None:
+        """What ingest's consumer lag on the input topic says at ``now``."""
+        self.lagging = lagging
+        if not lagging:
+            self.caught_up_at = now
+
     def watermark(self, now: datetime) -> datetime:
-        while self.heard and now - self.heard[0][0] >= self.idle:
+        # While ingest has a backlog, the window ends at the last notice heard, not the clock.
+        end = self.heard[-1][0] if self.lagging and self.heard else now
+        while self.heard and end - self.heard[0][0] >= self.idle:
             self.heard.popleft()
-        return min(min((w for _, w in self.heard), default=now), now)
+        if self.heard:
+            return min(min(w for _, w in self.heard), now)
+        if self.lagging and self.caught_up_at is not None:
+            return min(self.caught_up_at, now)
+        return now
 
 
 def effective_watermark(

@@ -172,3 +172,23 @@ def test_an_onboarding_not_heard_from_lately_waits_for_the_input_while_it_is_act
     quiet = effective_watermark(day(1), now - timedelta(minutes=5), later, idle, day(2))
     assert quiet == day(2)
     assert progress.watermark(now + timedelta(seconds=16)) == now + timedelta(seconds=16)
+
+
+def test_while_ingest_has_a_backlog_silence_does_not_make_the_input_idle() -> None:
+    idle = timedelta(seconds=15)
+    now = day(40)
+    streaming = InputProgress(idle)  # ingest stops mid-stream
+    streaming.hear(day(3), now)
+    streaming.hear(day(2), now + timedelta(seconds=1))
+    streaming.ingest_lagging(True, now + timedelta(minutes=1))
+    assert streaming.watermark(now + timedelta(hours=1)) == day(2)  # where it was last heard
+    streaming.ingest_lagging(False, now + timedelta(hours=2))  # read again, caught up
+    assert streaming.watermark(now + timedelta(hours=2)) == now + timedelta(hours=2)
+    quiet = InputProgress(idle)  # caught up and idle, then ingest stops on new events
+    quiet.ingest_lagging(False, now)
+    assert quiet.watermark(now + timedelta(seconds=20)) == now + timedelta(seconds=20)
+    quiet.ingest_lagging(True, now + timedelta(seconds=30))
+    assert quiet.watermark(now + timedelta(hours=1)) == now  # last seen caught up
+    unknown = InputProgress(idle)  # started on a backlog, nothing known: the clock
+    unknown.ingest_lagging(True, now)
+    assert unknown.watermark(now + timedelta(hours=1)) == now + timedelta(hours=1)
