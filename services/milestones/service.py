@@ -26,6 +26,8 @@ from shared.domain.plans import Plan
 from shared.domain.watermark import InputProgress
 from shared.projection.announce import IDLE
 
+INGEST_GROUP = "ingest"  # ``firstvalue ingest``'s consumer group on analytics.events
+
 
 async def run_service(
     bus: Bus,
@@ -38,11 +40,13 @@ async def run_service(
     webhooks: WebhookOptions | None = None,
     retention_days: float = 0.0,
     idle: timedelta = IDLE,
+    ingest_group: str | None = None,
 ) -> None:
     """Consume facts, fire timers, (with ``webhooks``) deliver webhooks and (with
     ``retention_days`` > 0) prune finished bookkeeping until cancelled or the bus stops;
     then the helpers stop too (the timers hold no batch; a webhook batch cut short is
-    redelivered and deduplicated)."""
+    redelivered and deduplicated). With ``ingest_group``, ingest's backlog on
+    ``analytics.events`` keeps the input from counting as idle (``fire_due``)."""
     progress = InputProgress(idle)  # what the consumer hears, the timers announce by
     async with asyncio.TaskGroup() as tg:
         consumer = tg.create_task(
@@ -61,6 +65,7 @@ async def run_service(
                     idle=idle,
                     progress=progress,
                     facts_group=group,
+                    ingest_group=ingest_group,
                 )
             )
         ]
@@ -89,4 +94,6 @@ def run_configured(
         webhooks=WebhookOptions.from_settings(settings),
         retention_days=settings.retention_days,
         idle=timedelta(seconds=settings.watermark_idle_seconds),
+        # Only where ingest announces watermarks: with the hold off, announce at the clock.
+        ingest_group=INGEST_GROUP if settings.allowed_lateness() is not None else None,
     )

@@ -43,13 +43,18 @@ async def fire_due(
     idle: timedelta = IDLE,
     progress: InputProgress | None = None,
     facts_group: str | None = None,
+    ingest_group: str | None = None,
 ) -> int:
     """One tick: project every onboarding due at ``now`` (a page per transaction), announce
     what the watermark has passed since it was held, then publish the outbox. Returns how
     many onboardings were re-evaluated. With ``facts_group`` (the facts consumer's group), an
     input is never taken as idle while that consumer has notices still to read: the stored
-    projections are then behind the stored facts."""
+    projections are then behind the stored facts. With ``ingest_group`` (ingest's group on
+    ``analytics.events``) and ``progress``, nor while ingest has events still to read
+    (``InputProgress.ingest_lagging``): ingest down on a backlog is not an idle input."""
     done: set[str] = set()
+    if progress is not None and ingest_group is not None:
+        progress.ingest_lagging(await bus.lag(topics.EVENTS, ingest_group) > 0, now)
     mark = progress.watermark(now) if progress is not None else None
     if facts_group is not None and await bus.lag(topics.FACTS, facts_group) > 0:
         idle = NEVER_IDLE
@@ -96,6 +101,7 @@ async def run_timers(
     idle: timedelta = IDLE,
     progress: InputProgress | None = None,
     facts_group: str | None = None,
+    ingest_group: str | None = None,
 ) -> None:
     """Tick until cancelled: at the earliest upcoming due moment, and at least every
     ``interval_seconds`` (which also catches moments that facts just brought forward). A
@@ -107,7 +113,14 @@ async def run_timers(
         try:
             now = clock()
             fired = await fire_due(
-                sessionmaker, bus, plans, now, idle=idle, progress=progress, facts_group=facts_group
+                sessionmaker,
+                bus,
+                plans,
+                now,
+                idle=idle,
+                progress=progress,
+                facts_group=facts_group,
+                ingest_group=ingest_group,
             )
             if fired:
                 log.info("timers re-evaluated %d onboardings", fired)

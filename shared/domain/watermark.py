@@ -52,18 +52,38 @@ class InputProgress:
     """The watermarks one process has heard in the last ``idle``: the lowest of them is how
     far the whole input is complete while it is active (a batch's watermark is the lowest of
     its partitions'; a partition in no recent batch is caught up). Nothing heard for
-    ``idle``: the input is caught up and idle, and its watermark is the clock."""
+    ``idle``: the input is caught up and idle, and its watermark is the clock.
+
+    Unless ingest is known to have a backlog (``ingest_lagging``: events on the input topic
+    it has not read — ingest down or stalled): silence then means nothing, and the watermark
+    stays where ingest was last heard from — the lowest of its last ``idle`` of notices, or,
+    had it gone quiet before, the last moment it was seen caught up. With neither known
+    (a process started on a backlog) it is the clock, as without the check."""
 
     idle: timedelta
     heard: deque[tuple[datetime, datetime]] = field(default_factory=deque)  # (at, watermark)
+    lagging: bool = False
+    caught_up_at: datetime | None = None  # when ingest was last seen with nothing unread
 
     def hear(self, watermark: datetime, at: datetime) -> None:
         self.heard.append((at, watermark))
 
+    def ingest_lagging(self, lagging: bool, now: datetime) -> None:
+        """What ingest's consumer lag on the input topic says at ``now``."""
+        self.lagging = lagging
+        if not lagging:
+            self.caught_up_at = now
+
     def watermark(self, now: datetime) -> datetime:
-        while self.heard and now - self.heard[0][0] >= self.idle:
+        # While ingest has a backlog, the window ends at the last notice heard, not the clock.
+        end = self.heard[-1][0] if self.lagging and self.heard else now
+        while self.heard and end - self.heard[0][0] >= self.idle:
             self.heard.popleft()
-        return min(min((w for _, w in self.heard), default=now), now)
+        if self.heard:
+            return min(min(w for _, w in self.heard), now)
+        if self.lagging and self.caught_up_at is not None:
+            return min(self.caught_up_at, now)
+        return now
 
 
 def effective_watermark(
@@ -113,6 +133,16 @@ def visible_at(state: OnboardingState, moment: datetime) -> OnboardingState:
     )
 
 
+def latest_moment(state: OnboardingState) -> datetime | None:
+    """The latest moment ``visible_at`` would cut: stage entries and exits, first value,
+    onboarded, escalations fired and resolved (None: none yet)."""
+    moments = [m for s in state.stages for m in (s.entered_at, s.exited_at) if m is not None]
+    moments += [m for m in (state.ttfv.reached_at, state.onboarded_at) if m is not None]
+    for e in state.escalations:
+        moments += [e.fired_at] if e.resolved_at is None else [e.fired_at, e.resolved_at]
+    return max(moments, default=None)
+
+
 def is_retraction(transition: Transition) -> bool:
     return isinstance(transition, EscalationResolved) and transition.resolution == RETRACTED
 
@@ -137,9 +167,14 @@ def announce(
     state of that moment: only what still holds comes out). Never by a moment earlier than
     ``floor``, the watermark the last announcement was made by (an input's watermark seen
     from elsewhere may lag): what was announced stays announced, and is not announced
-    twice."""
-    if floor is not None and floor > watermark:
-        watermark = floor
+    twice. Nor by one earlier than the latest moment of ``announced`` itself: it was
+    announced by a watermark at least that late (the clock, say, once the input was idle),
+    so a fact arriving later than that is a late fact — an escalation of ``announced`` it
+    undoes is retracted now, not lost below the view."""
+    announced_up_to = None if announced is None else latest_moment(announced)
+    for bound in (floor, announced_up_to):
+        if bound is not None and bound > watermark:
+            watermark = bound
     seen = visible_at(state, watermark)
     held = [t.at for t in transitions(seen, state) if not is_retraction(t)]
     return Announcement(transitions(announced, seen), seen, min(held, default=None))

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from shared.domain.evaluate import evaluate
 from shared.domain.facts import Fact
 from shared.domain.state import OnboardingState
-from shared.domain.transitions import transitions
+from shared.domain.transitions import EscalationResolved, transitions
 from shared.domain.watermark import (
     InputProgress,
     PartitionWatermarks,
@@ -117,6 +117,30 @@ def test_an_escalation_beyond_the_watermark_is_held_and_never_announced_if_undon
     assert not any(is_retraction(t) for t in later.transitions)
 
 
+def test_a_late_fact_retracts_at_once_what_was_announced_at_the_clock() -> None:
+    """Announced at the clock (the input idle), then a fact later than the allowed lateness
+    undoes the escalation, carried by a watermark below its moment: it is retracted now, not
+    cut from the view (and so never again compared, leaving it open downstream)."""
+    plan, reg = PLANS["smb"], registration("smb")
+    now = day(20)
+    early = stalled_in_setup(until=10)
+    state = evaluate(plan, reg, early, now)
+    at_clock = announce(None, state, now)
+    assert at_clock.held_at is None
+    (opened,) = [e for e in state.escalations if e.rule_key == "technical_completion_late"]
+    fixed = [
+        *early,
+        event(11, "Integration Connected"),
+        event(11.5, "Data Sync Completed", status="success"),
+        event(12, "Workflow Run", environment="production"),
+    ]
+    late = announce(at_clock.announced, evaluate(plan, reg, fixed, now), day(12))
+    retracted = [t for t in late.transitions if isinstance(t, EscalationResolved)]
+    assert all(is_retraction(t) for t in retracted)
+    assert [(t.rule_key, t.fired_at) for t in retracted] == [(opened.rule_key, opened.fired_at)]
+    assert opened.fired_at > day(12) and late.held_at is None
+
+
 def test_watermarks_take_the_lowest_partition_and_never_pass_the_clock() -> None:
     marks = PartitionWatermarks(timedelta(seconds=30))
     assert marks.watermark([0, 1], day(5)) is None
@@ -148,3 +172,23 @@ def test_an_onboarding_not_heard_from_lately_waits_for_the_input_while_it_is_act
     quiet = effective_watermark(day(1), now - timedelta(minutes=5), later, idle, day(2))
     assert quiet == day(2)
     assert progress.watermark(now + timedelta(seconds=16)) == now + timedelta(seconds=16)
+
+
+def test_while_ingest_has_a_backlog_silence_does_not_make_the_input_idle() -> None:
+    idle = timedelta(seconds=15)
+    now = day(40)
+    streaming = InputProgress(idle)  # ingest stops mid-stream
+    streaming.hear(day(3), now)
+    streaming.hear(day(2), now + timedelta(seconds=1))
+    streaming.ingest_lagging(True, now + timedelta(minutes=1))
+    assert streaming.watermark(now + timedelta(hours=1)) == day(2)  # where it was last heard
+    streaming.ingest_lagging(False, now + timedelta(hours=2))  # read again, caught up
+    assert streaming.watermark(now + timedelta(hours=2)) == now + timedelta(hours=2)
+    quiet = InputProgress(idle)  # caught up and idle, then ingest stops on new events
+    quiet.ingest_lagging(False, now)
+    assert quiet.watermark(now + timedelta(seconds=20)) == now + timedelta(seconds=20)
+    quiet.ingest_lagging(True, now + timedelta(seconds=30))
+    assert quiet.watermark(now + timedelta(hours=1)) == now  # last seen caught up
+    unknown = InputProgress(idle)  # started on a backlog, nothing known: the clock
+    unknown.ingest_lagging(True, now)
+    assert unknown.watermark(now + timedelta(hours=1)) == now + timedelta(hours=1)
