@@ -3,8 +3,9 @@
 ``events_by_account`` reads whole histories (the reference path, ``EventRepository.
 for_account``, tests); the projector reads only what its fold lacks: the events stored
 since its last projection (``sequences`` + ``stored_since``), the rule events of given
-spans (``in_spans``, through the account/name/time index) and the first event ahead of
-``now`` (``first_after``).
+spans (``in_spans``, through the account/name/time index), the aggregates of unfinished
+rolling rules' trailing windows (``trails``) and the first event ahead of ``now``
+(``first_after``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.domain.facts import EventObserved
+from shared.domain.milestones import EVIDENCE_CAP
+from shared.domain.trail import Trail, TrailStats, trail_stats
 from shared.storage import dialect
 from shared.storage.tables import AccountSequenceRecord, EventRecord
 
@@ -144,6 +147,41 @@ async def in_spans(
     return found
 
 
+async def trails(
+    session: AsyncSession, wanted: Sequence[tuple[str, Trail]]
+) -> dict[tuple[str, Trail], TrailStats]:
+    """Each ``(account, trail)``'s aggregate (``trail.trail_stats`` of its events). On
+    PostgreSQL the server sums the window up and returns a few rows per trail, whatever the
+    window holds; SQLite (the embedded demo) reads the events and sums them here."""
+    if not wanted:
+        return {}
+    if not dialect.is_postgresql(session):
+        spans = [(a, n, t.wide, t.until) for a, t in wanted for n in t.names]
+        read = await in_spans(session, spans)
+        return {(a, t): trail_stats(t, read[a]) for a, t in wanted}
+    chosen = list(dict.fromkeys(wanted))
+    rows = [(i, a, n, t.wide, t.since, t.until) for i, (a, t) in enumerate(chosen) for n in t.names]
+    connection = await session.connection()
+    driver = (await connection.get_raw_connection()).driver_connection
+    assert driver is not None
+    columns = [list(c) for c in zip(*rows, strict=True)]
+    counts: dict[int, tuple[int, int, int, int]] = {}
+    firsts: dict[int, list[tuple[datetime, str]]] = {i: [] for i in range(len(chosen))}
+    latest: dict[int, list[tuple[datetime, str]]] = {i: [] for i in range(len(chosen))}
+    for r in await driver.fetch(_TRAILS, *columns, EVIDENCE_CAP):
+        if r["part"] == 0:
+            counts[r["i"]] = (r["wide_count"], r["wide_users"], r["count"], r["users"])
+        else:
+            (firsts if r["part"] == 1 else latest)[r["i"]].append((r["at"], r["id"]))
+    found = {}
+    for i, key in enumerate(chosen):
+        wide_count, wide_users, count, users = counts.get(i, (0, 0, 0, 0))
+        found[key] = TrailStats(
+            wide_count, wide_users, count, users, tuple(sorted(firsts[i])), tuple(sorted(latest[i]))
+        )
+    return found
+
+
 async def first_after(
     session: AsyncSession, account_ids: Collection[str], now: datetime
 ) -> dict[str, datetime | None]:
@@ -182,4 +220,40 @@ _SPANS = """
          AS w(account_id, name, since, until)
     JOIN events AS e ON e.account_id = w.account_id AND e.name = w.name
                     AND e.occurred_at >= w.since AND e.occurred_at <= w.until
+"""
+
+# Per trail (``i``): part 0 the counts, part 1 the earliest EVIDENCE_CAP - 1 users' first
+# events (user-less events as one user, as ``DISTINCT ON`` groups NULLs), part 2 the latest
+# EVIDENCE_CAP events. Ids order by code point (``COLLATE "C"``), as Python compares them.
+_TRAILS = """
+    WITH w AS (
+        SELECT * FROM unnest($1::int[], $2::varchar[], $3::varchar[], $4::timestamptz[],
+                             $5::timestamptz[], $6::timestamptz[])
+                 AS w(i, account_id, name, wide, since, until)
+    ), hit AS (
+        SELECT w.i, w.since, e.id, e.user_id, e.occurred_at
+        FROM w JOIN events AS e ON e.account_id = w.account_id AND e.name = w.name
+                               AND e.occurred_at >= w.wide AND e.occurred_at <= w.until
+    )
+    SELECT i, 0 AS part, count(*) AS wide_count, count(DISTINCT user_id) AS wide_users,
+           count(*) FILTER (WHERE occurred_at >= since) AS count,
+           count(DISTINCT user_id) FILTER (WHERE occurred_at >= since) AS users,
+           NULL::timestamptz AS at, NULL::varchar AS id
+    FROM hit GROUP BY i
+    UNION ALL
+    SELECT i, 1, 0, 0, 0, 0, at, id FROM (
+        SELECT i, at, id, row_number() OVER (PARTITION BY i ORDER BY at, id COLLATE "C") AS n
+        FROM (
+            SELECT DISTINCT ON (i, user_id) i, occurred_at AS at, id
+            FROM hit WHERE occurred_at >= since
+            ORDER BY i, user_id, occurred_at, id COLLATE "C"
+        ) AS first_of_user
+    ) AS ranked WHERE n < $7
+    UNION ALL
+    SELECT i, 2, 0, 0, 0, 0, at, id FROM (
+        SELECT i, occurred_at AS at, id,
+               row_number() OVER (PARTITION BY i ORDER BY occurred_at DESC, id COLLATE "C" DESC)
+                   AS n
+        FROM hit WHERE occurred_at >= since
+    ) AS ranked WHERE n <= $7
 """
