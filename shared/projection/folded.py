@@ -89,18 +89,20 @@ async def fold_page(
             seen = int(priors[r.onboarding_id][1]["seq"])
             after[r.account_id] = min(seen, after.get(r.account_id, seen))
     fresh = await account_events.stored_since(session, after, rule_names(p for _, p in chosen))
-    days = await activity_days.summaries(session, accounts)
-    straddling = {a for a in accounts if straddles(days[a], now)}
+    champions = {(r.account_id, r.champion_user_id) for r, _ in chosen}
+    days = await activity_days.compacted_days(session, champions, now.date())
+    straddling = {a for a, c in champions if straddles(days[a, c], now)}
     today = await activity_days.day_upto(session, straddling, now)
     # The first event after ``now``: a summary wholly after it starts with it; only where a
     # summary straddles ``now`` must the events say (``first_after``).
     ahead: dict[str, datetime | None] = dict.fromkeys(accounts)
     if not as_of:
-        for a in accounts:
-            ahead[a] = min((d.first_at for d in days[a] if d.first_at > now), default=None)
+        for a, c in champions:
+            ahead[a] = min((d.first_at for d in days[a, c] if d.first_at > now), default=None)
         ahead.update(await account_events.first_after(session, straddling, now))
-    for a in straddling:
-        days[a] = upto(days[a], today[a], now)
+    for a, c in champions:
+        if a in straddling:
+            days[a, c] = upto(days[a, c], today[a], now)
     manual = await OnboardingRepository(session).manual_facts_for_many(
         [r.onboarding_id for r, _ in chosen], until=now if as_of else None
     )
@@ -130,7 +132,11 @@ async def fold_page(
     await _read(session, first, loaded)
     given = {
         r.onboarding_id: signal_inputs(
-            r, manual[r.onboarding_id], days[r.account_id], ahead[r.account_id], now
+            r,
+            manual[r.onboarding_id],
+            days[r.account_id, r.champion_user_id],
+            ahead[r.account_id],
+            now,
         )
         for r, _ in chosen
     }

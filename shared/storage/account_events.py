@@ -152,7 +152,8 @@ async def trails(
 ) -> dict[tuple[str, Trail], TrailStats]:
     """Each ``(account, trail)``'s aggregate (``trail.trail_stats`` of its events). On
     PostgreSQL the server sums the window up and returns a few rows per trail, whatever the
-    window holds; SQLite (the embedded demo) reads the events and sums them here."""
+    window holds (``_TRAILS``); SQLite (the embedded demo) reads the events and sums them
+    here."""
     if not wanted:
         return {}
     if not dialect.is_postgresql(session):
@@ -165,21 +166,23 @@ async def trails(
     driver = (await connection.get_raw_connection()).driver_connection
     assert driver is not None
     columns = [list(c) for c in zip(*rows, strict=True)]
-    counts: dict[int, tuple[int, int, int, int]] = {}
+    counts = {i: (0, 0, 0, 0) for i in range(len(chosen))}
     firsts: dict[int, list[tuple[datetime, str]]] = {i: [] for i in range(len(chosen))}
     latest: dict[int, list[tuple[datetime, str]]] = {i: [] for i in range(len(chosen))}
     for r in await driver.fetch(_TRAILS, *columns, EVIDENCE_CAP):
+        i = r["i"]
         if r["part"] == 0:
-            counts[r["i"]] = (r["wide_count"], r["wide_users"], r["count"], r["users"])
+            counts[i] = (r["wide_count"], r["wide_users"], r["count"], r["users"])
         else:
-            (firsts if r["part"] == 1 else latest)[r["i"]].append((r["at"], r["id"]))
-    found = {}
-    for i, key in enumerate(chosen):
-        wide_count, wide_users, count, users = counts.get(i, (0, 0, 0, 0))
-        found[key] = TrailStats(
-            wide_count, wide_users, count, users, tuple(sorted(firsts[i])), tuple(sorted(latest[i]))
+            (firsts if r["part"] == 1 else latest)[i].append((r["at"], r["id"]))
+    return {
+        key: TrailStats(
+            *counts[i],  # wide_count, wide_users, count, users
+            firsts=tuple(sorted(firsts[i])[: EVIDENCE_CAP - 1]),
+            latest=tuple(sorted(latest[i])[-EVIDENCE_CAP:]),
         )
-    return found
+        for i, key in enumerate(chosen)
+    }
 
 
 async def first_after(
@@ -222,38 +225,46 @@ _SPANS = """
                     AND e.occurred_at >= w.since AND e.occurred_at <= w.until
 """
 
-# Per trail (``i``): part 0 the counts, part 1 the earliest EVIDENCE_CAP - 1 users' first
-# events (user-less events as one user, as ``DISTINCT ON`` groups NULLs), part 2 the latest
-# EVIDENCE_CAP events. Ids order by code point (``COLLATE "C"``), as Python compares them.
+# Per trail ``i`` (one row of ``w`` per name it counts): part 0 the counts, from one
+# grouping per user of the window's events; part 1 the users' first moments ranked < $7
+# (ties at the cut included, so the caller's (time, id) order decides) with the least id
+# at that moment (an index lookup each); part 2 the latest $7 events of each name, walked
+# backwards on the (account, name, time) index. User-less events are one group, as
+# ``trail_stats`` keys them; ids order by code point (``COLLATE "C"``), as Python's do.
 _TRAILS = """
     WITH w AS (
         SELECT * FROM unnest($1::int[], $2::varchar[], $3::varchar[], $4::timestamptz[],
                              $5::timestamptz[], $6::timestamptz[])
                  AS w(i, account_id, name, wide, since, until)
-    ), hit AS (
-        SELECT w.i, w.since, e.id, e.user_id, e.occurred_at
+    ), per_user AS (
+        SELECT w.i, e.user_id, count(*) AS wide_count,
+               count(*) FILTER (WHERE e.occurred_at >= w.since) AS count,
+               min(e.occurred_at) FILTER (WHERE e.occurred_at >= w.since) AS first_at
         FROM w JOIN events AS e ON e.account_id = w.account_id AND e.name = w.name
                                AND e.occurred_at >= w.wide AND e.occurred_at <= w.until
+        GROUP BY w.i, e.user_id
+    ), ranked AS (
+        SELECT i, user_id, first_at, rank() OVER (PARTITION BY i ORDER BY first_at) AS n
+        FROM per_user WHERE first_at IS NOT NULL
     )
-    SELECT i, 0 AS part, count(*) AS wide_count, count(DISTINCT user_id) AS wide_users,
-           count(*) FILTER (WHERE occurred_at >= since) AS count,
-           count(DISTINCT user_id) FILTER (WHERE occurred_at >= since) AS users,
+    SELECT i, 0 AS part, sum(wide_count)::int AS wide_count,
+           count(user_id) AS wide_users, sum(count)::int AS count,
+           count(user_id) FILTER (WHERE count > 0) AS users,
            NULL::timestamptz AS at, NULL::varchar AS id
-    FROM hit GROUP BY i
+    FROM per_user GROUP BY i
     UNION ALL
-    SELECT i, 1, 0, 0, 0, 0, at, id FROM (
-        SELECT i, at, id, row_number() OVER (PARTITION BY i ORDER BY at, id COLLATE "C") AS n
-        FROM (
-            SELECT DISTINCT ON (i, user_id) i, occurred_at AS at, id
-            FROM hit WHERE occurred_at >= since
-            ORDER BY i, user_id, occurred_at, id COLLATE "C"
-        ) AS first_of_user
-    ) AS ranked WHERE n < $7
+    SELECT r.i, 1, 0, 0, 0, 0, r.first_at, (
+        SELECT min(e.id COLLATE "C") FROM w JOIN events AS e
+            ON e.account_id = w.account_id AND e.name = w.name AND e.occurred_at = r.first_at
+        WHERE w.i = r.i AND e.user_id IS NOT DISTINCT FROM r.user_id
+    )
+    FROM ranked AS r WHERE r.n < $7
     UNION ALL
-    SELECT i, 2, 0, 0, 0, 0, at, id FROM (
-        SELECT i, occurred_at AS at, id,
-               row_number() OVER (PARTITION BY i ORDER BY occurred_at DESC, id COLLATE "C" DESC)
-                   AS n
-        FROM hit WHERE occurred_at >= since
-    ) AS ranked WHERE n <= $7
+    SELECT w.i, 2, 0, 0, 0, 0, l.occurred_at, l.id
+    FROM w CROSS JOIN LATERAL (
+        SELECT e.occurred_at, e.id FROM events AS e
+        WHERE e.account_id = w.account_id AND e.name = w.name
+          AND e.occurred_at >= w.since AND e.occurred_at <= w.until
+        ORDER BY e.occurred_at DESC, e.id COLLATE "C" DESC LIMIT $7
+    ) AS l
 """

@@ -1,9 +1,9 @@
 """Accounts' insert sequences and daily activity summaries (``shared.domain.activity``).
 
 The event insert keeps both (``EventRepository``: on PostgreSQL inside its one statement,
-on SQLite through ``next_sequences`` and ``add`` here). The projector reads the summaries
-as stored (``summaries``: no grouping at read time) and, for a day that straddles ``now``,
-its events (``day_upto``).
+on SQLite through ``next_sequences`` and ``add`` here). The projector reads them compacted
+(``compacted``: ``activity.compact``'s few rows a day, grouped by PostgreSQL, whatever the
+number of users) and, for a day that straddles ``now``, its events (``day_upto``).
 ``rebuild`` makes both right again for accounts whose events were loaded around the
 repository (a bulk ``COPY``): run it once after such a load, before projecting.
 """
@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import bindparam, delete, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.domain.activity import ActivityDay
+from shared.domain.activity import ActivityDay, compact, compacted
 from shared.storage import dialect
 from shared.storage.tables import (
     AccountSequenceRecord,
@@ -119,6 +119,91 @@ async def summaries(
         for account, key, day, first, last, n in (await session.execute(stmt)).all():
             found[account].append(ActivityDay(_user(key), day, first, last, n))
     return found
+
+
+Champion = tuple[str, str | None]  # an account and its onboarding's champion
+
+
+async def compacted_days(
+    session: AsyncSession, wanted: Collection[Champion], today: date
+) -> dict[Champion, list[ActivityDay]]:
+    """Per (account, champion): ``activity.compact`` of the account's summaries before
+    ``today`` for that champion, then its rows of ``today`` and later as stored (the first
+    event after ``now`` and a straddled day come from those). On PostgreSQL the server
+    groups the days (``_COMPACTED``: a few rows a day, whatever the number of users);
+    SQLite compacts the stored rows here."""
+    found: dict[Champion, list[ActivityDay]] = {w: [] for w in wanted}
+    if not found:
+        return found
+    if not dialect.is_postgresql(session):
+        stored = await summaries(session, {a for a, _ in found})
+        for account, champion in found:
+            later = [d for d in stored[account] if d.day > today]
+            found[account, champion] = [*compact(stored[account], champion, today), *later]
+        return found
+    keys = sorted(found, key=lambda w: (w[0], w[1] or ""))
+    connection = await session.connection()
+    driver = (await connection.get_raw_connection()).driver_connection
+    assert driver is not None
+    read: Sequence[Any] = await driver.fetch(
+        _COMPACTED,
+        list(range(len(keys))),
+        [a for a, _ in keys],
+        [None if c is None else user_key(c) for _, c in keys],
+        today,
+    )
+    parts: dict[tuple[int, int], list[Any]] = {}
+    for r in read:
+        parts.setdefault((r["i"], r["part"]), []).append(r)
+    for i, (account, champion) in enumerate(keys):
+
+        def spans(part: int, i: int = i) -> dict[date, tuple[datetime, datetime]]:
+            return {r["day"]: (r["first_at"], r["last_at"]) for r in parts.get((i, part), [])}
+
+        stored_rows = [
+            ActivityDay(_user(r["user_key"]), r["day"], r["first_at"], r["last_at"], r["events"])
+            for r in parts.get((i, 0), [])
+        ]
+        last = {str(_user(r["user_key"])): r["last_at"] for r in parts.get((i, 4), [])}
+        found[account, champion] = [
+            *compacted(
+                champion,
+                spans(1),
+                spans(2),
+                spans(3),
+                last,
+                [d for d in stored_rows if d.day == today],
+            ),
+            *(d for d in stored_rows if d.day > today),
+        ]
+    return found
+
+
+# Per (account, champion) ``i``: part 0 the rows of ``$4`` (today) and later as stored;
+# for the days before it, part 1 the account's span per day, part 2 the champion's, part 3
+# everyone else's (named users other than the champion), part 4 each such user's last
+# moment. ``activity.compact`` makes the same rows from every stored row.
+_COMPACTED = """
+    WITH w AS (
+        SELECT * FROM unnest($1::int[], $2::varchar[], $3::varchar[]) AS w(i, account_id, champion)
+    ), d AS (
+        SELECT w.i, w.champion, a.day, a.user_key, a.first_at, a.last_at, a.events
+        FROM w JOIN activity_days AS a ON a.account_id = w.account_id
+    ), before AS (
+        SELECT *, user_key <> '' AND user_key IS DISTINCT FROM champion AS other
+        FROM d WHERE day < $4
+    )
+    SELECT i, 0 AS part, day, user_key, first_at, last_at, events FROM d WHERE day >= $4
+    UNION ALL
+    SELECT i, 1, day, NULL, min(first_at), max(last_at), 0 FROM before GROUP BY i, day
+    UNION ALL
+    SELECT i, 2, day, NULL, min(first_at), max(last_at), 0
+    FROM before WHERE user_key = champion GROUP BY i, day
+    UNION ALL
+    SELECT i, 3, day, NULL, min(first_at), max(last_at), 0 FROM before WHERE other GROUP BY i, day
+    UNION ALL
+    SELECT i, 4, NULL, user_key, NULL, max(last_at), 0 FROM before WHERE other GROUP BY i, user_key
+"""
 
 
 # asyncpg returns ``timestamptz`` as UTC-aware datetimes, as ``UTCDateTime`` does.
