@@ -95,12 +95,22 @@ async def stored_since(
     session: AsyncSession, after: Mapping[str, int], names: Collection[str]
 ) -> dict[str, list[EventObserved]]:
     """Per account, its events named ``names`` stored after insert number ``after[account]``
-    (what a projection made then has not seen)."""
+    (what a projection made then has not seen), through the (account, seq) index."""
     found: dict[str, list[EventObserved]] = {a: [] for a in after}
     if not after or not names:
         return found
-    e = EventRecord
     chosen = sorted(after.items())
+    if dialect.is_postgresql(session):
+        connection = await session.connection()
+        driver = (await connection.get_raw_connection()).driver_connection
+        assert driver is not None
+        rows: Sequence[Any] = await driver.fetch(
+            _SINCE, [a for a, _ in chosen], [n for _, n in chosen], sorted(names)
+        )
+        for r in rows:
+            found[r[1]].append(_event(r))
+        return found
+    e = EventRecord
     for start in range(0, len(chosen), IDS_PER_QUERY):
         page = chosen[start : start + IDS_PER_QUERY]
         stmt = select(e.id, e.account_id, e.user_id, e.name, e.occurred_at, e.properties).where(
@@ -216,6 +226,13 @@ def _event(r: Any) -> EventObserved:
         id=r[0], account_id=r[1], user_id=r[2], name=r[3], at=r[4], properties=r[5]
     )
 
+
+_SINCE = """
+    SELECT e.id, e.account_id, e.user_id, e.name, e.occurred_at, e.properties
+    FROM unnest($1::varchar[], $2::bigint[]) AS w(account_id, seq)
+    JOIN events AS e ON e.account_id = w.account_id AND e.seq > w.seq
+    WHERE e.name = ANY($3::varchar[])
+"""
 
 _SPANS = """
     SELECT e.id, e.account_id, e.user_id, e.name, e.occurred_at, e.properties

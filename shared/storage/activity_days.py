@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import bindparam, delete, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.domain.activity import ActivityDay, compact, compacted
+from shared.domain.activity import ActivityDay, compacted
 from shared.storage import dialect
 from shared.storage.tables import (
     AccountSequenceRecord,
@@ -124,23 +124,25 @@ async def summaries(
 Champion = tuple[str, str | None]  # an account and its onboarding's champion
 
 
+COMPACT_ABOVE = 512  # stored rows of an account above which the server compacts them
+
+
 async def compacted_days(
     session: AsyncSession, wanted: Collection[Champion], today: date
 ) -> dict[Champion, list[ActivityDay]]:
-    """Per (account, champion): ``activity.compact`` of the account's summaries before
-    ``today`` for that champion, then its rows of ``today`` and later as stored (the first
-    event after ``now`` and a straddled day come from those). On PostgreSQL the server
-    groups the days (``_COMPACTED``: a few rows a day, whatever the number of users);
-    SQLite compacts the stored rows here."""
+    """Per (account, champion) the account's summaries for the projector: as stored, or, on
+    PostgreSQL for an account with more than ``COMPACT_ABOVE`` rows, ``activity.compact``
+    of those before ``today`` for that champion followed by its rows of ``today`` and later
+    as stored (the first event after ``now`` and a straddled day come from those). Either
+    gives the signals the same answers (``activity``); the server groups the days of a
+    large account (``_COMPACTED``: a few rows a day, whatever the number of users), while a
+    small one's rows are fewer than their compaction."""
     found: dict[Champion, list[ActivityDay]] = {w: [] for w in wanted}
     if not found:
         return found
     if not dialect.is_postgresql(session):
         stored = await summaries(session, {a for a, _ in found})
-        for account, champion in found:
-            later = [d for d in stored[account] if d.day > today]
-            found[account, champion] = [*compact(stored[account], champion, today), *later]
-        return found
+        return {(a, c): stored[a] for a, c in found}
     keys = sorted(found, key=lambda w: (w[0], w[1] or ""))
     connection = await session.connection()
     driver = (await connection.get_raw_connection()).driver_connection
@@ -151,6 +153,7 @@ async def compacted_days(
         [a for a, _ in keys],
         [None if c is None else user_key(c) for _, c in keys],
         today,
+        COMPACT_ABOVE,
     )
     parts: dict[tuple[int, int], list[Any]] = {}
     for r in read:
@@ -160,40 +163,48 @@ async def compacted_days(
         def spans(part: int, i: int = i) -> dict[date, tuple[datetime, datetime]]:
             return {r["day"]: (r["first_at"], r["last_at"]) for r in parts.get((i, part), [])}
 
-        stored_rows = [
-            ActivityDay(_user(r["user_key"]), r["day"], r["first_at"], r["last_at"], r["events"])
-            for r in parts.get((i, 0), [])
-        ]
+        def stored_rows(part: int, i: int = i) -> list[ActivityDay]:
+            return [
+                ActivityDay(_user(r["user_key"]), r["day"], *r[4:7])  # first, last, events
+                for r in parts.get((i, part), [])
+                if r["day"] is not None  # not part 5's marker
+            ]
+
+        if (i, 5) not in parts:  # a small account: its rows as stored
+            found[account, champion] = stored_rows(0)
+            continue
+        later = stored_rows(5)
         last = {str(_user(r["user_key"])): r["last_at"] for r in parts.get((i, 4), [])}
+        today_rows = [d for d in later if d.day == today]
         found[account, champion] = [
-            *compacted(
-                champion,
-                spans(1),
-                spans(2),
-                spans(3),
-                last,
-                [d for d in stored_rows if d.day == today],
-            ),
-            *(d for d in stored_rows if d.day > today),
+            *compacted(champion, spans(1), spans(2), spans(3), last, today_rows),
+            *(d for d in later if d.day > today),
         ]
     return found
 
 
-# Per (account, champion) ``i``: part 0 the rows of ``$4`` (today) and later as stored;
-# for the days before it, part 1 the account's span per day, part 2 the champion's, part 3
-# everyone else's (named users other than the champion), part 4 each such user's last
-# moment. ``activity.compact`` makes the same rows from every stored row.
+# Per (account, champion) ``i``: an account with at most $5 stored rows gets them as they
+# are (part 0); a larger one gets, for the days before ``$4`` (today), the account's span
+# per day (part 1), the champion's (part 2), everyone else's (part 3: named users other
+# than the champion) and each such user's last moment (part 4), then its rows of today and
+# later as stored (part 5, at least a marker row: ``day`` NULL when there are none).
+# ``activity.compact`` makes parts 1–4 from every stored row.
 _COMPACTED = """
     WITH w AS (
-        SELECT * FROM unnest($1::int[], $2::varchar[], $3::varchar[]) AS w(i, account_id, champion)
+        SELECT w.*, (SELECT count(*) FROM activity_days AS a WHERE a.account_id = w.account_id)
+                    > $5 AS big
+        FROM unnest($1::int[], $2::varchar[], $3::varchar[]) AS w(i, account_id, champion)
     ), d AS (
         SELECT w.i, w.champion, a.day, a.user_key, a.first_at, a.last_at, a.events
         FROM w JOIN activity_days AS a ON a.account_id = w.account_id
+        WHERE w.big
     ), before AS (
         SELECT *, user_key <> '' AND user_key IS DISTINCT FROM champion AS other
         FROM d WHERE day < $4
     )
-    SELECT i, 0 AS part, day, user_key, first_at, last_at, events FROM d WHERE day >= $4
+    SELECT w.i, 0 AS part, a.day, a.user_key, a.first_at, a.last_at, a.events
+    FROM w JOIN activity_days AS a ON a.account_id = w.account_id
+    WHERE NOT w.big
     UNION ALL
     SELECT i, 1, day, NULL, min(first_at), max(last_at), 0 FROM before GROUP BY i, day
     UNION ALL
@@ -203,6 +214,10 @@ _COMPACTED = """
     SELECT i, 3, day, NULL, min(first_at), max(last_at), 0 FROM before WHERE other GROUP BY i, day
     UNION ALL
     SELECT i, 4, NULL, user_key, NULL, max(last_at), 0 FROM before WHERE other GROUP BY i, user_key
+    UNION ALL
+    SELECT i, 5, day, user_key, first_at, last_at, events FROM d WHERE day >= $4
+    UNION ALL
+    SELECT i, 5, NULL::date, NULL, NULL::timestamptz, NULL::timestamptz, 0 FROM w WHERE big
 """
 
 
