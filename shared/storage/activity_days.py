@@ -157,30 +157,32 @@ async def compacted_days(
     )
     parts: dict[tuple[int, int], list[Any]] = {}
     for r in read:
-        parts.setdefault((r["i"], r["part"]), []).append(r)
+        parts.setdefault((r[0], r[1]), []).append(r)
     for i, (account, champion) in enumerate(keys):
-
-        def spans(part: int, i: int = i) -> dict[date, tuple[datetime, datetime]]:
-            return {r["day"]: (r["first_at"], r["last_at"]) for r in parts.get((i, part), [])}
-
-        def stored_rows(part: int, i: int = i) -> list[ActivityDay]:
-            return [
-                ActivityDay(_user(r["user_key"]), r["day"], *r[4:7])  # first, last, events
-                for r in parts.get((i, part), [])
-                if r["day"] is not None  # not part 5's marker
-            ]
-
         if (i, 5) not in parts:  # a small account: its rows as stored
-            found[account, champion] = stored_rows(0)
+            found[account, champion] = _rows(parts.get((i, 0), []))
             continue
-        later = stored_rows(5)
-        last = {str(_user(r["user_key"])): r["last_at"] for r in parts.get((i, 4), [])}
+        later = _rows(parts[i, 5])
+        of_account, of_champion, of_others = (
+            {r[2]: (r[4], r[5]) for r in parts.get((i, p), [])} for p in (1, 2, 3)
+        )
+        last = {r[3][2:]: r[5] for r in parts.get((i, 4), [])}
         today_rows = [d for d in later if d.day == today]
         found[account, champion] = [
-            *compacted(champion, spans(1), spans(2), spans(3), last, today_rows),
+            *compacted(champion, of_account, of_champion, of_others, last, today_rows),
             *(d for d in later if d.day > today),
         ]
     return found
+
+
+def _rows(read: Sequence[Any]) -> list[ActivityDay]:
+    """Stored rows ``(i, part, day, user_key, first_at, last_at, events)`` (not part 5's
+    marker, which has no day)."""
+    return [
+        ActivityDay(key[2:] if key else None, day, first, last, n)
+        for _, _, day, key, first, last, n in read
+        if day is not None
+    ]
 
 
 # Per (account, champion) ``i``: an account with at most $5 stored rows gets them as they
