@@ -109,26 +109,51 @@ def activity_events(
     ]
 
 
+Spans = dict[date, tuple[datetime, datetime]]  # per day: the first and the last moment
+
+
 def compact(days: Iterable[ActivityDay], champion: str | None, today: date) -> list[ActivityDay]:
     """Fewer summaries with the same stand-in events' answers: for every day before
     ``today``, the account's span (user-less), the champion's, and everyone else's as the
     latest-active other user; each other user's last moment; ``today``'s rows as they are.
     About three rows a day whatever the number of users (what the projector reads)."""
+    days = list(days)
     before = [d for d in days if d.day < today]
     others = [d for d in before if d.user_id is not None and d.user_id != champion]
     last: dict[str, datetime] = {}
     for d in others:
         assert d.user_id is not None
         last[d.user_id] = max(d.last_at, last.get(d.user_id, d.last_at))
-    latest = max(last, key=lambda u: (last[u], u), default=None)
     mine = [d for d in before if champion is not None and d.user_id == champion]
+    return compacted(
+        champion,
+        _by_day(before),
+        _by_day(mine),
+        _by_day(others),
+        last,
+        [d for d in days if d.day == today],
+    )
+
+
+def compacted(
+    champion: str | None,
+    account: Spans,
+    champions: Spans,
+    others: Spans,
+    last: dict[str, datetime],
+    today: Iterable[ActivityDay],
+) -> list[ActivityDay]:
+    """``compact``'s rows from its groups (the database may group them): the spans per day
+    of the account, the champion and everyone else, each other user's last moment, and
+    ``today``'s rows as they are."""
+    latest = max(last, key=lambda u: (last[u], u), default=None)
     rows = [
         ActivityDay(user, day, first, end)
-        for group, user in ((before, None), (mine, champion), (others, latest))
-        for day, (first, end) in _by_day(group).items()
+        for spans, user in ((account, None), (champions, champion), (others, latest))
+        for day, (first, end) in spans.items()
     ]
     rows += [ActivityDay(u, at.date(), at, at) for u, at in last.items()]
-    return sorted([*rows, *(d for d in days if d.day == today)], key=_order)
+    return sorted([*rows, *today], key=_order)
 
 
 def _by_day(days: Iterable[ActivityDay]) -> dict[date, tuple[datetime, datetime]]:

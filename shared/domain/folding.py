@@ -13,7 +13,9 @@
   the opening is the same.
 - An incomplete ``rolling`` milestone did not complete up to the last projection, so it can
   only complete at a later event, whose window starts at most ``days`` before: its events
-  from ``last projection - days`` on suffice.
+  from ``last projection - days`` on suffice. Most often an aggregate of them does
+  (``trail``): when no window in that span can meet the rule, the progress at ``now`` is
+  the trailing window's count, users and evidence, which the database sums up.
 - Manual evidence: a milestone with confirmations is reused only if they are the same ones
   and its rule has no rolling window; else its window is read whole.
 
@@ -37,6 +39,7 @@ from shared.domain.milestones import NOT_STARTED, RuleProgress, completion
 from shared.domain.plans import Milestone, Plan
 from shared.domain.rules import matches
 from shared.domain.state import MilestoneStatus, OnboardingState
+from shared.domain.trail import Trail, TrailStats, could_complete, trail_progress
 
 
 def rules_digest(plan: Plan) -> str:
@@ -70,15 +73,20 @@ class Span:
 
 @dataclass
 class Loaded:
-    """The events read so far (by name, then id), and the spans they cover."""
+    """The events read so far (by name, then id), the spans they cover, and the trails
+    (aggregates) read so far."""
 
     spans: list[Span] = field(default_factory=list)
     events: dict[str, dict[str, EventObserved]] = field(default_factory=dict)
+    trails: dict[Trail, TrailStats] = field(default_factory=dict)
 
     def add(self, span: Span, events: Iterable[EventObserved]) -> None:
         self.spans.append(span)
         for e in events:
             self.events.setdefault(e.name, {})[e.id] = e
+
+    def add_trail(self, trail: Trail, stats: TrailStats) -> None:
+        self.trails[trail] = stats
 
     def covers(self, name: str, since: datetime, until: datetime) -> bool:
         return any(name in s.names and s.since <= since and until <= s.until for s in self.spans)
@@ -113,15 +121,38 @@ def _empty_trail(now: datetime, days: int) -> RuleProgress:
     return RuleProgress(None, 0, 0, (), now - timedelta(days=days), now)
 
 
+def _trail(m: Milestone, signed: datetime, prior: Prior, now: datetime) -> Trail | None:
+    """The aggregate that answers the unfinished rolling milestone ``m``, folded from
+    ``prior`` at ``now``, where one can: its rule filters no property, it takes no manual
+    evidence, no event stored since matches it at or before the prior's moment, and no
+    event stored before lies between that moment and ``now``. Then it can complete only at
+    a matching event stored since, in ``(prior, now]``; the trail's wide span holds every
+    such event's window."""
+    rule = m.rule
+    assert rule is not None and rule.within is not None
+    then = prior.state.as_of
+    if m.manual or rule.where or now < then or (prior.ahead is not None and prior.ahead <= now):
+        return None
+    hits = [e.at for e in prior.fresh if matches(rule, e)]
+    if any(at <= then for at in hits):
+        return None
+    span = timedelta(days=rule.within.days)
+    since = max(signed, now - span)
+    later = [at for at in hits if at <= now]
+    wide = max(signed, min(later) - span) if later else since
+    return Trail(rule.events, min(wide, since), since, now)
+
+
 def progress_source(
     registration: OnboardingRegistered,
     prior: Prior | None,
     loaded: Loaded,
     now: datetime,
-    needs: list[Span],
+    needs: list[Span | Trail],
 ) -> ProgressOf:
     """A ``ProgressOf`` that reuses ``prior`` where it still holds, computes from ``loaded``
-    where that covers the window, and else records the ``Span`` it lacks in ``needs``."""
+    where that covers the window, and else records the ``Span`` or ``Trail`` it lacks in
+    ``needs``."""
     signed = registration.at
     before = {s.key: s for s in prior.state.milestones} if prior else {}
     then = prior.state.as_of if prior else None
@@ -164,6 +195,15 @@ def progress_source(
                 if rolling and not manual and not fresh_hit(m, then):
                     if was.count == 0 and quiet and not fresh_hit(m, now):
                         return _empty_trail(now, span_days)  # nothing in any window since
+                    assert prior is not None
+                    trail = _trail(m, signed, prior, now)
+                    if trail is not None and trail not in loaded.trails:
+                        needs.append(trail)
+                        return NOT_STARTED
+                    if trail is not None:
+                        stats = loaded.trails[trail]
+                        if not could_complete(stats, rule.min_count, rule.min_distinct_users):
+                            return trail_progress(stats, now, span_days)
                     since = max(signed, then - timedelta(days=span_days))
         if not all(loaded.covers(n, since, until) for n in rule.events):
             needs.append(Span(rule.events, since, until))
@@ -174,20 +214,23 @@ def progress_source(
 
 
 def trailing(
-    plan: Plan, registration: OnboardingRegistered, prior: OnboardingState, now: datetime
-) -> list[Span]:
-    """The spans a fold from ``prior`` will ask for whatever else changed: each unfinished
-    rolling rule's events from ``prior.as_of - days`` (read up front: one round, not two)."""
-    before = {s.key: s for s in prior.milestones}
-    found = []
+    plan: Plan, registration: OnboardingRegistered, prior: Prior, now: datetime
+) -> list[Span | Trail]:
+    """The reads a fold from ``prior`` will ask for whatever else changed (read up front:
+    one round, not two): each unfinished rolling rule's trail, or where none answers it,
+    its events from ``prior.as_of - days``."""
+    then = prior.state.as_of
+    before = {s.key: s for s in prior.state.milestones}
+    found: list[Span | Trail] = []
     for m in plan.milestones:
         rule, was = m.rule, before.get(m.key)
         window = rule.within if rule else None
         if rule is None or window is None or window.anchor != "rolling" or was is None:
             continue
-        if was.completed_at is None and was.count and now >= prior.as_of:
-            since = max(registration.at, prior.as_of - timedelta(days=window.days))
-            found.append(Span(rule.events, since, now))
+        if was.completed_at is None and was.count and now >= then:
+            trail = _trail(m, registration.at, prior, now)
+            since = max(registration.at, then - timedelta(days=window.days))
+            found.append(trail if trail is not None else Span(rule.events, since, now))
     return found
 
 
@@ -214,9 +257,9 @@ def fold_inputs(
     prior: Prior | None,
     loaded: Loaded,
     now: datetime,
-) -> tuple[OnboardingState | None, list[Span]]:
+) -> tuple[OnboardingState | None, list[Span | Trail]]:
     """``fold`` from ``signal_inputs`` made once (the shell folds a page in rounds)."""
-    needs: list[Span] = []
+    needs: list[Span | Trail] = []
     progress_of = progress_source(registration, prior, loaded, now, needs)
     state = derive(plan, registration, given, progress_of, now)
     return (None, needs) if needs else (state, [])
@@ -231,7 +274,7 @@ def fold(
     loaded: Loaded,
     events_ahead: datetime | None,
     now: datetime,
-) -> tuple[OnboardingState | None, list[Span]]:
+) -> tuple[OnboardingState | None, list[Span | Trail]]:
     """``evaluate`` of this onboarding from its manual facts, its account's activity
     summaries (up to ``now``, see ``activity.upto``), the prior projection and the rule
     events read so far; ``events_ahead``: its account's earliest event after ``now``.

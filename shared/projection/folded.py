@@ -6,8 +6,9 @@ committed), the rule events stored since each prior projection, the activity sum
 stored (and, only where a summary straddles ``now``, ``now``'s own day and the first event
 after ``now`` from the events; elsewhere the summaries tell the first event after ``now``),
 the manual facts; then ``fold`` each onboarding (its signal inputs made once), reading the
-spans of rule events it asks for, round after round (anchors come from earlier stages),
-with one query per round for the whole page.
+spans of rule events and the trails (aggregates of unfinished rolling rules' windows) it
+asks for, round after round (anchors come from earlier stages), with one query of each
+kind per round for the whole page.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from shared.domain.folding import (
 from shared.domain.plans import Plan
 from shared.domain.state import OnboardingState
 from shared.domain.stored_state import StoredState
+from shared.domain.trail import Trail
 from shared.storage import account_events, activity_days
 from shared.storage.onboardings import OnboardingRepository
 from shared.storage.projections import ProjectionRepository
@@ -87,23 +89,34 @@ async def fold_page(
             seen = int(priors[r.onboarding_id][1]["seq"])
             after[r.account_id] = min(seen, after.get(r.account_id, seen))
     fresh = await account_events.stored_since(session, after, rule_names(p for _, p in chosen))
-    days = await activity_days.summaries(session, accounts)
-    straddling = {a for a in accounts if straddles(days[a], now)}
+    champions = {(r.account_id, r.champion_user_id) for r, _ in chosen}
+    days = await activity_days.compacted_days(session, champions, now.date())
+    straddling = {a for a, c in champions if straddles(days[a, c], now)}
     today = await activity_days.day_upto(session, straddling, now)
     # The first event after ``now``: a summary wholly after it starts with it; only where a
     # summary straddles ``now`` must the events say (``first_after``).
     ahead: dict[str, datetime | None] = dict.fromkeys(accounts)
     if not as_of:
-        for a in accounts:
-            ahead[a] = min((d.first_at for d in days[a] if d.first_at > now), default=None)
+        for a, c in champions:
+            ahead[a] = min((d.first_at for d in days[a, c] if d.first_at > now), default=None)
         ahead.update(await account_events.first_after(session, straddling, now))
-    for a in straddling:
-        days[a] = upto(days[a], today[a], now)
+    for a, c in champions:
+        if a in straddling:
+            days[a, c] = upto(days[a, c], today[a], now)
     manual = await OnboardingRepository(session).manual_facts_for_many(
         [r.onboarding_id for r, _ in chosen], until=now if as_of else None
     )
     loaded = {a: Loaded() for a in accounts}
     done: dict[str, OnboardingState] = {}
+    folded_priors = {
+        r.onboarding_id: Prior(
+            priors[r.onboarding_id][0],
+            fresh[r.account_id],
+            _moment(priors[r.onboarding_id][1].get("ahead")),
+        )
+        for r, _ in chosen
+        if r.onboarding_id in priors
+    }
     # Every rule from signature (no window opens earlier): read at once for an onboarding
     # without a prior (one round, not one per anchor), and as the last resort for all.
     whole = {
@@ -111,38 +124,41 @@ async def fold_page(
         for r, p in chosen
         if rule_names([p]) and r.at <= now
     }
-    first = [w for i, w in whole.items() if i not in priors]
+    first: list[tuple[str, Span | Trail]] = [w for i, w in whole.items() if i not in priors]
     for r, p in chosen:
-        if r.onboarding_id in priors:
-            then = priors[r.onboarding_id][0]
-            first += [(r.account_id, span) for span in trailing(p, r, then, now)]
+        if r.onboarding_id in folded_priors:
+            wanted = trailing(p, r, folded_priors[r.onboarding_id], now)
+            first += [(r.account_id, need) for need in wanted]
     await _read(session, first, loaded)
     given = {
         r.onboarding_id: signal_inputs(
-            r, manual[r.onboarding_id], days[r.account_id], ahead[r.account_id], now
+            r,
+            manual[r.onboarding_id],
+            days[r.account_id, r.champion_user_id],
+            ahead[r.account_id],
+            now,
         )
         for r, _ in chosen
     }
     for last in range(MAX_ROUNDS + 1):
-        wanted: list[tuple[str, Span]] = []
+        needed: list[tuple[str, Span | Trail]] = []
         for r, plan in chosen:
             if r.onboarding_id in done:
                 continue
-            prior = None
-            if r.onboarding_id in priors:
-                state, record = priors[r.onboarding_id]
-                prior = Prior(state, fresh[r.account_id], _moment(record.get("ahead")))
+            prior = folded_priors.get(r.onboarding_id)
             found, needs = fold_inputs(
                 plan, r, given[r.onboarding_id], prior, loaded[r.account_id], now
             )
             if found is not None:
                 done[r.onboarding_id] = found
-            wanted += [(r.account_id, span) for span in needs]
-        if not wanted:
+            needed += [(r.account_id, need) for need in needs]
+        if not needed:
             break
         if last == MAX_ROUNDS:
             raise RuntimeError("folding did not settle although every rule event was read")
-        await _read(session, list(whole.values()) if last == MAX_ROUNDS - 1 else wanted, loaded)
+        if last == MAX_ROUNDS - 1:  # the last resort: every rule event, and the trails asked
+            needed = [*whole.values(), *((a, n) for a, n in needed if isinstance(n, Trail))]
+        await _read(session, needed, loaded)
     return [
         Folded(
             done[r.onboarding_id],
@@ -158,18 +174,24 @@ async def fold_page(
 
 
 async def _read(
-    session: AsyncSession, wanted: Sequence[tuple[str, Span]], loaded: Mapping[str, Loaded]
+    session: AsyncSession,
+    wanted: Sequence[tuple[str, Span | Trail]],
+    loaded: Mapping[str, Loaded],
 ) -> None:
-    """Read the spans (one query for all of them) into each account's ``Loaded``."""
-    if not wanted:
-        return
-    rows = [(a, n, s.since, s.until) for a, s in wanted for n in s.names]
-    read = await account_events.in_spans(session, rows)
-    for a, span in wanted:
-        loaded[a].add(
-            span,
-            (e for e in read[a] if e.name in span.names and span.since <= e.at <= span.until),
-        )
+    """Read the spans (one query for all of them) into each account's ``Loaded``, and the
+    trails (one more)."""
+    spans = [(a, s) for a, s in wanted if isinstance(s, Span)]
+    if spans:
+        rows = [(a, n, s.since, s.until) for a, s in spans for n in s.names]
+        read = await account_events.in_spans(session, rows)
+        for a, span in spans:
+            loaded[a].add(
+                span,
+                (e for e in read[a] if e.name in span.names and span.since <= e.at <= span.until),
+            )
+    trails = [(a, t) for a, t in wanted if isinstance(t, Trail)]
+    for (a, trail), stats in (await account_events.trails(session, trails)).items():
+        loaded[a].add_trail(trail, stats)
 
 
 def _iso(moment: datetime | None) -> str | None:

@@ -3,8 +3,9 @@
 ``events_by_account`` reads whole histories (the reference path, ``EventRepository.
 for_account``, tests); the projector reads only what its fold lacks: the events stored
 since its last projection (``sequences`` + ``stored_since``), the rule events of given
-spans (``in_spans``, through the account/name/time index) and the first event ahead of
-``now`` (``first_after``).
+spans (``in_spans``, through the account/name/time index), the aggregates of unfinished
+rolling rules' trailing windows (``trails``) and the first event ahead of ``now``
+(``first_after``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.domain.facts import EventObserved
+from shared.domain.milestones import EVIDENCE_CAP
+from shared.domain.trail import Trail, TrailStats, trail_stats
 from shared.storage import dialect
 from shared.storage.tables import AccountSequenceRecord, EventRecord
 
@@ -92,12 +95,22 @@ async def stored_since(
     session: AsyncSession, after: Mapping[str, int], names: Collection[str]
 ) -> dict[str, list[EventObserved]]:
     """Per account, its events named ``names`` stored after insert number ``after[account]``
-    (what a projection made then has not seen)."""
+    (what a projection made then has not seen), through the (account, seq) index."""
     found: dict[str, list[EventObserved]] = {a: [] for a in after}
     if not after or not names:
         return found
-    e = EventRecord
     chosen = sorted(after.items())
+    if dialect.is_postgresql(session):
+        connection = await session.connection()
+        driver = (await connection.get_raw_connection()).driver_connection
+        assert driver is not None
+        rows: Sequence[Any] = await driver.fetch(
+            _SINCE, [a for a, _ in chosen], [n for _, n in chosen], sorted(names)
+        )
+        for r in rows:
+            found[r[1]].append(_event(r))
+        return found
+    e = EventRecord
     for start in range(0, len(chosen), IDS_PER_QUERY):
         page = chosen[start : start + IDS_PER_QUERY]
         stmt = select(e.id, e.account_id, e.user_id, e.name, e.occurred_at, e.properties).where(
@@ -144,6 +157,44 @@ async def in_spans(
     return found
 
 
+async def trails(
+    session: AsyncSession, wanted: Sequence[tuple[str, Trail]]
+) -> dict[tuple[str, Trail], TrailStats]:
+    """Each ``(account, trail)``'s aggregate (``trail.trail_stats`` of its events). On
+    PostgreSQL the server sums the window up and returns a few rows per trail, whatever the
+    window holds (``_TRAILS``); SQLite (the embedded demo) reads the events and sums them
+    here."""
+    if not wanted:
+        return {}
+    if not dialect.is_postgresql(session):
+        spans = [(a, n, t.wide, t.until) for a, t in wanted for n in t.names]
+        read = await in_spans(session, spans)
+        return {(a, t): trail_stats(t, read[a]) for a, t in wanted}
+    chosen = list(dict.fromkeys(wanted))
+    rows = [(i, a, n, t.wide, t.since, t.until) for i, (a, t) in enumerate(chosen) for n in t.names]
+    connection = await session.connection()
+    driver = (await connection.get_raw_connection()).driver_connection
+    assert driver is not None
+    columns = [list(c) for c in zip(*rows, strict=True)]
+    counts = {i: (0, 0, 0, 0) for i in range(len(chosen))}
+    firsts: dict[int, list[tuple[datetime, str]]] = {i: [] for i in range(len(chosen))}
+    latest: dict[int, list[tuple[datetime, str]]] = {i: [] for i in range(len(chosen))}
+    for r in await driver.fetch(_TRAILS, *columns, EVIDENCE_CAP):
+        i = r["i"]
+        if r["part"] == 0:
+            counts[i] = (r["wide_count"], r["wide_users"], r["count"], r["users"])
+        else:
+            (firsts if r["part"] == 1 else latest)[i].append((r["at"], r["id"]))
+    return {
+        key: TrailStats(
+            *counts[i],  # wide_count, wide_users, count, users
+            firsts=tuple(sorted(firsts[i])[: EVIDENCE_CAP - 1]),
+            latest=tuple(sorted(latest[i])[-EVIDENCE_CAP:]),
+        )
+        for i, key in enumerate(chosen)
+    }
+
+
 async def first_after(
     session: AsyncSession, account_ids: Collection[str], now: datetime
 ) -> dict[str, datetime | None]:
@@ -176,10 +227,61 @@ def _event(r: Any) -> EventObserved:
     )
 
 
+_SINCE = """
+    SELECT e.id, e.account_id, e.user_id, e.name, e.occurred_at, e.properties
+    FROM unnest($1::varchar[], $2::bigint[]) AS w(account_id, seq)
+    JOIN events AS e ON e.account_id = w.account_id AND e.seq > w.seq
+    WHERE e.name = ANY($3::varchar[])
+"""
+
 _SPANS = """
     SELECT e.id, e.account_id, e.user_id, e.name, e.occurred_at, e.properties
     FROM unnest($1::varchar[], $2::varchar[], $3::timestamptz[], $4::timestamptz[])
          AS w(account_id, name, since, until)
     JOIN events AS e ON e.account_id = w.account_id AND e.name = w.name
                     AND e.occurred_at >= w.since AND e.occurred_at <= w.until
+"""
+
+# Per trail ``i`` (one row of ``w`` per name it counts): part 0 the counts, from one
+# grouping per user of the window's events; part 1 the users' first moments ranked < $7
+# (ties at the cut included, so the caller's (time, id) order decides) with the least id
+# at that moment (an index lookup each); part 2 the latest $7 events of each name, walked
+# backwards on the (account, name, time) index. User-less events are one group, as
+# ``trail_stats`` keys them; ids order by code point (``COLLATE "C"``), as Python's do.
+_TRAILS = """
+    WITH w AS (
+        SELECT * FROM unnest($1::int[], $2::varchar[], $3::varchar[], $4::timestamptz[],
+                             $5::timestamptz[], $6::timestamptz[])
+                 AS w(i, account_id, name, wide, since, until)
+    ), per_user AS (
+        SELECT w.i, e.user_id, count(*) AS wide_count,
+               count(*) FILTER (WHERE e.occurred_at >= w.since) AS count,
+               min(e.occurred_at) FILTER (WHERE e.occurred_at >= w.since) AS first_at
+        FROM w JOIN events AS e ON e.account_id = w.account_id AND e.name = w.name
+                               AND e.occurred_at >= w.wide AND e.occurred_at <= w.until
+        GROUP BY w.i, e.user_id
+    ), ranked AS (
+        SELECT i, user_id, first_at, rank() OVER (PARTITION BY i ORDER BY first_at) AS n
+        FROM per_user WHERE first_at IS NOT NULL
+    )
+    SELECT i, 0 AS part, sum(wide_count)::int AS wide_count,
+           count(user_id) AS wide_users, sum(count)::int AS count,
+           count(user_id) FILTER (WHERE count > 0) AS users,
+           NULL::timestamptz AS at, NULL::varchar AS id
+    FROM per_user GROUP BY i
+    UNION ALL
+    SELECT r.i, 1, 0, 0, 0, 0, r.first_at, (
+        SELECT min(e.id COLLATE "C") FROM w JOIN events AS e
+            ON e.account_id = w.account_id AND e.name = w.name AND e.occurred_at = r.first_at
+        WHERE w.i = r.i AND e.user_id IS NOT DISTINCT FROM r.user_id
+    )
+    FROM ranked AS r WHERE r.n < $7
+    UNION ALL
+    SELECT w.i, 2, 0, 0, 0, 0, l.occurred_at, l.id
+    FROM w CROSS JOIN LATERAL (
+        SELECT e.occurred_at, e.id FROM events AS e
+        WHERE e.account_id = w.account_id AND e.name = w.name
+          AND e.occurred_at >= w.since AND e.occurred_at <= w.until
+        ORDER BY e.occurred_at DESC, e.id COLLATE "C" DESC LIMIT $7
+    ) AS l
 """

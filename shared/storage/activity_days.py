@@ -1,9 +1,9 @@
 """Accounts' insert sequences and daily activity summaries (``shared.domain.activity``).
 
 The event insert keeps both (``EventRepository``: on PostgreSQL inside its one statement,
-on SQLite through ``next_sequences`` and ``add`` here). The projector reads the summaries
-as stored (``summaries``: no grouping at read time) and, for a day that straddles ``now``,
-its events (``day_upto``).
+on SQLite through ``next_sequences`` and ``add`` here). The projector reads them compacted
+(``compacted``: ``activity.compact``'s few rows a day, grouped by PostgreSQL, whatever the
+number of users) and, for a day that straddles ``now``, its events (``day_upto``).
 ``rebuild`` makes both right again for accounts whose events were loaded around the
 repository (a bulk ``COPY``): run it once after such a load, before projecting.
 """
@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import bindparam, delete, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.domain.activity import ActivityDay
+from shared.domain.activity import ActivityDay, compacted
 from shared.storage import dialect
 from shared.storage.tables import (
     AccountSequenceRecord,
@@ -119,6 +119,108 @@ async def summaries(
         for account, key, day, first, last, n in (await session.execute(stmt)).all():
             found[account].append(ActivityDay(_user(key), day, first, last, n))
     return found
+
+
+Champion = tuple[str, str | None]  # an account and its onboarding's champion
+
+
+COMPACT_ABOVE = 512  # stored rows of an account above which the server compacts them
+
+
+async def compacted_days(
+    session: AsyncSession, wanted: Collection[Champion], today: date
+) -> dict[Champion, list[ActivityDay]]:
+    """Per (account, champion) the account's summaries for the projector: as stored, or, on
+    PostgreSQL for an account with more than ``COMPACT_ABOVE`` rows, ``activity.compact``
+    of those before ``today`` for that champion followed by its rows of ``today`` and later
+    as stored (the first event after ``now`` and a straddled day come from those). Either
+    gives the signals the same answers (``activity``); the server groups the days of a
+    large account (``_COMPACTED``: a few rows a day, whatever the number of users), while a
+    small one's rows are fewer than their compaction."""
+    found: dict[Champion, list[ActivityDay]] = {w: [] for w in wanted}
+    if not found:
+        return found
+    if not dialect.is_postgresql(session):
+        stored = await summaries(session, {a for a, _ in found})
+        return {(a, c): stored[a] for a, c in found}
+    keys = sorted(found, key=lambda w: (w[0], w[1] or ""))
+    connection = await session.connection()
+    driver = (await connection.get_raw_connection()).driver_connection
+    assert driver is not None
+    read: Sequence[Any] = await driver.fetch(
+        _COMPACTED,
+        list(range(len(keys))),
+        [a for a, _ in keys],
+        [None if c is None else user_key(c) for _, c in keys],
+        today,
+        COMPACT_ABOVE,
+    )
+    parts: dict[tuple[int, int], list[Any]] = {}
+    for r in read:
+        parts.setdefault((r[0], r[1]), []).append(r)
+    for i, (account, champion) in enumerate(keys):
+        if (i, 5) not in parts:  # a small account: its rows as stored
+            found[account, champion] = _rows(parts.get((i, 0), []))
+            continue
+        later = _rows(parts[i, 5])
+        of_account, of_champion, of_others = (
+            {r[2]: (r[4], r[5]) for r in parts.get((i, p), [])} for p in (1, 2, 3)
+        )
+        last = {r[3][2:]: r[5] for r in parts.get((i, 4), [])}
+        today_rows = [d for d in later if d.day == today]
+        found[account, champion] = [
+            *compacted(champion, of_account, of_champion, of_others, last, today_rows),
+            *(d for d in later if d.day > today),
+        ]
+    return found
+
+
+def _rows(read: Sequence[Any]) -> list[ActivityDay]:
+    """Stored rows ``(i, part, day, user_key, first_at, last_at, events)`` (not part 5's
+    marker, which has no day)."""
+    return [
+        ActivityDay(key[2:] if key else None, day, first, last, n)
+        for _, _, day, key, first, last, n in read
+        if day is not None
+    ]
+
+
+# Per (account, champion) ``i``: an account with at most $5 stored rows gets them as they
+# are (part 0); a larger one gets, for the days before ``$4`` (today), the account's span
+# per day (part 1), the champion's (part 2), everyone else's (part 3: named users other
+# than the champion) and each such user's last moment (part 4), then its rows of today and
+# later as stored (part 5, at least a marker row: ``day`` NULL when there are none).
+# ``activity.compact`` makes parts 1–4 from every stored row.
+_COMPACTED = """
+    WITH w AS (
+        SELECT w.*, (SELECT count(*) FROM activity_days AS a WHERE a.account_id = w.account_id)
+                    > $5 AS big
+        FROM unnest($1::int[], $2::varchar[], $3::varchar[]) AS w(i, account_id, champion)
+    ), d AS (
+        SELECT w.i, w.champion, a.day, a.user_key, a.first_at, a.last_at, a.events
+        FROM w JOIN activity_days AS a ON a.account_id = w.account_id
+        WHERE w.big
+    ), before AS (
+        SELECT *, user_key <> '' AND user_key IS DISTINCT FROM champion AS other
+        FROM d WHERE day < $4
+    )
+    SELECT w.i, 0 AS part, a.day, a.user_key, a.first_at, a.last_at, a.events
+    FROM w JOIN activity_days AS a ON a.account_id = w.account_id
+    WHERE NOT w.big
+    UNION ALL
+    SELECT i, 1, day, NULL, min(first_at), max(last_at), 0 FROM before GROUP BY i, day
+    UNION ALL
+    SELECT i, 2, day, NULL, min(first_at), max(last_at), 0
+    FROM before WHERE user_key = champion GROUP BY i, day
+    UNION ALL
+    SELECT i, 3, day, NULL, min(first_at), max(last_at), 0 FROM before WHERE other GROUP BY i, day
+    UNION ALL
+    SELECT i, 4, NULL, user_key, NULL, max(last_at), 0 FROM before WHERE other GROUP BY i, user_key
+    UNION ALL
+    SELECT i, 5, day, user_key, first_at, last_at, events FROM d WHERE day >= $4
+    UNION ALL
+    SELECT i, 5, NULL::date, NULL, NULL::timestamptz, NULL::timestamptz, 0 FROM w WHERE big
+"""
 
 
 # asyncpg returns ``timestamptz`` as UTC-aware datetimes, as ``UTCDateTime`` does.

@@ -21,6 +21,7 @@ from shared.domain.evaluate import evaluate
 from shared.domain.facts import EventObserved, Fact
 from shared.domain.folding import Loaded, Prior, fold
 from shared.domain.state import OnboardingState
+from shared.domain.trail import Trail, trail_stats
 
 from .factories import PLANS, amend, day, event, evidence, pause, registration, resume
 
@@ -122,11 +123,14 @@ def _project(
         )
         if state is not None:
             return state, reads
-        for span in needs:
+        for need in needs:
             reads += 1
+            if isinstance(need, Trail):
+                loaded.add_trail(need, trail_stats(need, events))
+                continue
             loaded.add(
-                span,
-                (e for e in events if e.name in span.names and span.since <= e.at <= span.until),
+                need,
+                (e for e in events if e.name in need.names and need.since <= e.at <= need.until),
             )
     raise AssertionError("fold kept asking for more")
 
@@ -178,6 +182,45 @@ def test_folding_batch_by_batch_equals_evaluate_over_all_facts(history, as_of_da
     as_of = day(as_of_day)
     past, _ = _project(plan_key, store, last, as_of, prior, as_of=True)
     assert past == evaluate(plan, reg, [f for f in store.upto(last) if f.at <= as_of], as_of)
+
+
+@st.composite
+def crowds(draw: st.DrawFn) -> tuple[str, Store, list[datetime]]:
+    """Many users logging in over a few weeks, stored in many small batches with the clock
+    moving a little each time: rolling rules stay open for a while, then complete, so their
+    trail aggregates and the completions they bound are both exercised."""
+    start = draw(st.floats(min_value=0.0, max_value=20.0))
+    users = st.sampled_from([*USERS, None])
+    facts: list[Fact] = [
+        event(round(start + draw(st.floats(-1.0, 30.0)), 4), "Logged In", draw(users))
+        for _ in range(draw(st.integers(10, 160)))
+    ]
+    facts += draw(st.lists(usage, max_size=20))
+    if draw(st.booleans()):
+        facts += draw(st.lists(st.sampled_from(facts), max_size=8))  # duplicates
+    if draw(st.booleans()):
+        facts.sort(key=lambda f: f.at)  # in event-time order, as a live stream mostly is
+    order = draw(st.permutations(facts)) if draw(st.booleans()) else facts
+    size = draw(st.integers(1, 25))
+    batches = [list(order[n : n + size]) for n in range(0, len(order), size)] or [[]]
+    live = draw(st.booleans())  # the clock just past each batch's latest event, as when caught up
+    nows: list[datetime] = []
+    at = day(start)
+    for batch in batches:
+        if live and batch:
+            at = max(at, max(f.at for f in batch) + timedelta(seconds=draw(st.integers(0, 60))))
+        else:
+            at += timedelta(days=draw(st.floats(min_value=0.0, max_value=3.0)))
+        nows.append(at)
+    return draw(st.sampled_from(sorted(PLANS))), Store(batches), nows
+
+
+@settings(max_examples=EXAMPLES, deadline=None)
+@given(crowds(), st.floats(min_value=0.0, max_value=60.0))
+def test_folding_crowds_of_logins_equals_evaluate_over_all_facts(history, as_of_day) -> None:
+    test_folding_batch_by_batch_equals_evaluate_over_all_facts.hypothesis.inner_test(
+        history, as_of_day
+    )
 
 
 def test_a_tick_that_only_moves_the_clock_reads_no_events() -> None:
