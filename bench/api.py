@@ -47,7 +47,7 @@ import asyncpg  # type: ignore[import-untyped]
 import httpx
 import orjson
 import uvloop
-from lab.embedded import embedded
+from lab.embedded import cpu_seconds, embedded
 from lab.machine import describe
 from lab.onboardings import analyze, copy_onboardings
 from lab.postgres import asyncpg_dsn, fresh_database, server_version
@@ -296,6 +296,7 @@ async def drive(
                 connection.close()
 
     await asyncio.gather(*(worker(n, time.perf_counter() + 2) for n in range(concurrency)))
+    warm_up = len(latencies)
     latencies.clear()  # two seconds of warm-up (connections, caches) are not counted
     errors = 0
     began = time.perf_counter()
@@ -306,6 +307,7 @@ async def drive(
         "endpoint": endpoint,
         "fresh": fresh,
         "requests": len(ordered),
+        "sent": warm_up + len(ordered),  # warm-up included: what the server's CPU time served
         "errors": errors,
         "concurrency": concurrency,
         "p50_ms": 1000 * statistics.median(ordered),
@@ -355,13 +357,14 @@ def _print_results(results: list[dict[str, Any]]) -> None:
     print(
         f"\n{'endpoint':<8} {'conc':>4} {'conn':>5} {'requests':>9} {'errors':>6} {'p50 ms':>8} "
         f"{'p99 ms':>8} {'max ms':>8} {'req/s':>8}"
+        + (f" {'CPU ms/req':>10}" if any("cpu_ms" in r for r in results) else "")
     )
     for r in results:
         connection = "fresh" if r.get("fresh") else "kept"
         print(
             f"{r['endpoint']:<8} {r['concurrency']:>4} {connection:>5} {r['requests']:>9} "
             f"{r['errors']:>6} {r['p50_ms']:>8.1f} {r['p99_ms']:>8.1f} {r['max_ms']:>8.1f} "
-            f"{r['rps']:>8.1f}"
+            f"{r['rps']:>8.1f}" + (f" {r['cpu_ms']:>10.2f}" if "cpu_ms" in r else "")
         )
 
 
@@ -384,10 +387,16 @@ def measure_embedded(label: str, seconds: float, code: Path | None) -> list[dict
             print(f"demo data: {len(items)} onboardings, {len(targets['csms'])} CSMs")
             ids_file = Path(folder) / "targets.json"
             ids_file.write_text(json.dumps(targets))
-            results = [
-                run_driver(server.base, server.key, endpoint, ids_file, seconds, conc, fresh)
-                for endpoint, conc, fresh in EMBEDDED_RUNS
-            ]
+            results = []
+            for endpoint, conc, fresh in EMBEDDED_RUNS:
+                used = cpu_seconds(server.pid)
+                result = run_driver(
+                    server.base, server.key, endpoint, ids_file, seconds, conc, fresh
+                )
+                # The server's CPU per request: less sensitive to other load than latency is
+                # (the demo's own background work, ~2 ms a second, is included).
+                result["cpu_ms"] = 1000 * (cpu_seconds(server.pid) - used) / result["sent"]
+                results.append(result)
         print(f"done ({_load()})")
     _print_results(results)
     for r in results:

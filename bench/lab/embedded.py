@@ -22,6 +22,7 @@ class Embedded:
     base: str
     key: str  # the demo's read+write API key
     folder: Path
+    pid: int  # the server's process, whose CPU time benches may read (``cpu_seconds``)
 
 
 @contextmanager
@@ -41,10 +42,17 @@ def embedded(folder: Path, port: int, code: Path | None = None) -> Iterator[Embe
     base = f"http://127.0.0.1:{port}"
     try:
         _wait_ready(base, process)
-        yield Embedded(base, (folder / ".firstvalue-demo-key").read_text().strip(), folder)
+        key = (folder / ".firstvalue-demo-key").read_text().strip()
+        yield Embedded(base, key, folder, process.pid)
     finally:
         process.terminate()
         process.wait(timeout=60)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used so far (Linux: ``/proc/PID/stat``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _wait_ready(base: str, process: subprocess.Popen[bytes]) -> None:
