@@ -77,7 +77,8 @@ def upto(
 def activity_events(
     account_id: str, days: Sequence[ActivityDay], champion: str | None, now: datetime
 ) -> list[EventObserved]:
-    """Stand-in events, all at or before ``now``, with the same signals as the real ones.
+    """Stand-in events, all at or before ``now``, of ``account_id``, distinct and sorted by
+    ``(at, id)``, with the same signals as the real ones.
 
     Per day: the first and last event of the account (user-less, for silence), of the
     champion, and of everyone else (as the latest-active other user, whose own last event
@@ -103,8 +104,8 @@ def activity_events(
     for user, last in last_by_user.items():
         moments[(user, last)] = None
     ordered = sorted(moments, key=lambda m: (m[1], m[0] or ""))
-    return [
-        EventObserved(f"{NAME}:{n}", account_id, user, NAME, at)
+    return [  # ids numbered in that order (zero-padded: sorted by (at, id) as they come)
+        EventObserved(f"{NAME}:{n:07d}", account_id, user, NAME, at)
         for n, (user, at) in enumerate(ordered)
     ]
 

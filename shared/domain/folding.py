@@ -245,9 +245,9 @@ def signal_inputs(
     manual facts and the activity summaries' stand-in events split as ``evaluate`` splits
     them, and the first fact after ``now`` (``events_ahead``: the account's first event)."""
     stand_ins = activity_events(registration.account_id, days, registration.champion_user_id, now)
-    given = inputs(registration, [*manual, *stand_ins], now)
+    given = inputs(registration, manual, now)  # the stand-ins are already as ``inputs`` keeps
     ahead = min((m for m in (given.ahead, events_ahead) if m is not None), default=None)
-    return replace(given, ahead=ahead)
+    return replace(given, events=stand_ins, ahead=ahead)
 
 
 def fold_inputs(
