@@ -80,10 +80,12 @@ def activity_events(
     """Stand-in events, all at or before ``now``, of ``account_id``, distinct and sorted by
     ``(at, id)``, with the same signals as the real ones.
 
-    Per day: the first and last event of the account (user-less, for silence), of the
-    champion, and of everyone else (as the latest-active other user, whose own last event
-    is later, so no user's last moment moves); and each other user's last event. ``days``
-    must not straddle ``now`` (see ``upto``).
+    Per day: the first and last event of the user-less events, of the champion, and of
+    everyone else (as the latest-active other user, whose own last event is later, so no
+    user's last moment moves); and each other user's last event. The account's first and
+    last of a day are among those (silence needs only the times; no signal reads a
+    user-less event otherwise), so no user-less stand-in repeats a moment. ``days`` must
+    not straddle ``now`` (see ``upto``).
     """
     seen = [d for d in days if d.last_at <= now]
     others = [d for d in seen if d.user_id is not None and d.user_id != champion]
@@ -94,7 +96,7 @@ def activity_events(
     latest_other = max(last_by_user, key=lambda u: (last_by_user[u], u), default=None)
     moments: dict[tuple[str | None, datetime], None] = {}
     for group, user in (
-        (seen, None),
+        ([d for d in seen if d.user_id is None], None),
         ([d for d in seen if champion is not None and d.user_id == champion], champion),
         (others, latest_other),
     ):

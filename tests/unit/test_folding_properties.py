@@ -82,10 +82,15 @@ class Store:
         return list({f.id: f for f in self.upto(batch) if isinstance(f, EventObserved)}.values())
 
 
-def _days(events: list[EventObserved], now: datetime, until_now: bool) -> list[ActivityDay]:
-    """The projector's activity read: the stored summaries, and ``now``'s day from the
-    events when it straddles ``now`` (or, ``as_of``, when later events must not exist)."""
-    stored = compact(summarize(e for e in events if e.at.date() <= now.date()), "u00", now.date())
+def _days(
+    events: list[EventObserved], now: datetime, until_now: bool, compacted: bool
+) -> list[ActivityDay]:
+    """The projector's activity read: the stored summaries (compacted, as for a large
+    account, or as stored), and ``now``'s day from the events when it straddles ``now`` (or,
+    ``as_of``, when later events must not exist)."""
+    stored = summarize(e for e in events if e.at.date() <= now.date())
+    if compacted:
+        stored = compact(stored, "u00", now.date())
     if not straddles(stored, now):
         return stored
     today = summarize(e for e in events if e.at.date() == now.date() and e.at <= now)
@@ -99,6 +104,7 @@ def _project(
     now: datetime,
     prior: tuple[OnboardingState, int, datetime | None] | None,
     as_of: bool = False,
+    compacted: bool = True,
 ) -> tuple[OnboardingState, int]:
     """Fold as the projector does, reading spans from the store; the number of reads."""
     plan, reg = PLANS[plan_key], registration(plan_key)
@@ -119,7 +125,14 @@ def _project(
     reads = 0
     for _ in range(10):
         state, needs = fold(
-            plan, reg, manual_facts, _days(events, now, as_of), folded_prior, loaded, ahead_at, now
+            plan,
+            reg,
+            manual_facts,
+            _days(events, now, as_of, compacted),
+            folded_prior,
+            loaded,
+            ahead_at,
+            now,
         )
         if state is not None:
             return state, reads
@@ -168,19 +181,21 @@ def histories(draw: st.DrawFn) -> tuple[str, Store, list[datetime]]:
 
 
 @settings(max_examples=EXAMPLES, deadline=None)
-@given(histories(), st.floats(min_value=-2.0, max_value=140.0))
-def test_folding_batch_by_batch_equals_evaluate_over_all_facts(history, as_of_day) -> None:
+@given(histories(), st.floats(min_value=-2.0, max_value=140.0), st.booleans())
+def test_folding_batch_by_batch_equals_evaluate_over_all_facts(
+    history, as_of_day, compacted
+) -> None:
     plan_key, store, nows = history
     plan, reg = PLANS[plan_key], registration(plan_key)
     prior = None
     for batch, now in enumerate(nows):
-        state, _ = _project(plan_key, store, batch, now, prior)
+        state, _ = _project(plan_key, store, batch, now, prior, compacted=compacted)
         assert state == evaluate(plan, reg, store.upto(batch), now)
         ahead = min((e.at for e in store.events(batch) if e.at > now), default=None)
         prior = (state, batch, ahead)
     last = len(nows) - 1
     as_of = day(as_of_day)
-    past, _ = _project(plan_key, store, last, as_of, prior, as_of=True)
+    past, _ = _project(plan_key, store, last, as_of, prior, as_of=True, compacted=compacted)
     assert past == evaluate(plan, reg, [f for f in store.upto(last) if f.at <= as_of], as_of)
 
 
@@ -216,10 +231,12 @@ def crowds(draw: st.DrawFn) -> tuple[str, Store, list[datetime]]:
 
 
 @settings(max_examples=EXAMPLES, deadline=None)
-@given(crowds(), st.floats(min_value=0.0, max_value=60.0))
-def test_folding_crowds_of_logins_equals_evaluate_over_all_facts(history, as_of_day) -> None:
+@given(crowds(), st.floats(min_value=0.0, max_value=60.0), st.booleans())
+def test_folding_crowds_of_logins_equals_evaluate_over_all_facts(
+    history, as_of_day, compacted
+) -> None:
     test_folding_batch_by_batch_equals_evaluate_over_all_facts.hypothesis.inner_test(
-        history, as_of_day
+        history, as_of_day, compacted
     )
 
 
