@@ -104,11 +104,7 @@ async def summaries(
     if not ordered:
         return found
     if dialect.is_postgresql(session):
-        connection = await session.connection()
-        driver = (await connection.get_raw_connection()).driver_connection
-        assert driver is not None
-        rows: Sequence[Any] = await driver.fetch(_SUMMARIES, ordered)
-        for account, key, day, first, last, n in rows:
+        for account, key, day, first, last, n in await dialect.fetch(session, _SUMMARIES, ordered):
             found[account].append(ActivityDay(key[2:] if key else None, day, first, last, n))
         return found
     a = ActivityDayRecord
@@ -144,10 +140,8 @@ async def compacted_days(
         stored = await summaries(session, {a for a, _ in found})
         return {(a, c): stored[a] for a, c in found}
     keys = sorted(found, key=lambda w: (w[0], w[1] or ""))
-    connection = await session.connection()
-    driver = (await connection.get_raw_connection()).driver_connection
-    assert driver is not None
-    read: Sequence[Any] = await driver.fetch(
+    read: Sequence[Any] = await dialect.fetch(
+        session,
         _COMPACTED,
         list(range(len(keys))),
         [a for a, _ in keys],
@@ -223,7 +217,6 @@ _COMPACTED = """
 """
 
 
-# asyncpg returns ``timestamptz`` as UTC-aware datetimes, as ``UTCDateTime`` does.
 _SUMMARIES = (
     "SELECT account_id, user_key, day, first_at, last_at, events FROM activity_days"
     " WHERE account_id = ANY($1::varchar[])"

@@ -2,7 +2,8 @@
 
 SQLite and PostgreSQL spell ``INSERT ... ON CONFLICT ... RETURNING`` the same way, but
 SQLAlchemy exposes it per dialect; repositories ask for the one their session speaks. On
-PostgreSQL the ingest path's bulk inserts take their rows as one JSON text (``json_rows``).
+PostgreSQL the ingest path's bulk inserts take their rows as one JSON text (``json_rows``),
+and the projector's wide reads go straight to asyncpg (``fetch``).
 """
 
 from __future__ import annotations
@@ -27,6 +28,18 @@ def insert(session: AsyncSession, table: Any) -> Any:
 
 def is_postgresql(session: AsyncSession) -> bool:
     return bool(session.get_bind().dialect.name == "postgresql")
+
+
+async def fetch(session: AsyncSession, sql: str, *args: Any) -> Sequence[Any]:
+    """``sql`` on the session's asyncpg connection, in its transaction (PostgreSQL only):
+    SQLAlchemy's per-row result processing costs more than the reads of thousands of rows.
+    asyncpg returns ``timestamptz`` as UTC-aware datetimes (what ``UTCDateTime`` yields) and
+    JSONB through the codec SQLAlchemy installed on the connection (the engine's orjson)."""
+    connection = await session.connection()
+    driver = (await connection.get_raw_connection()).driver_connection
+    assert driver is not None
+    rows: Sequence[Any] = await driver.fetch(sql, *args)
+    return rows
 
 
 def json_rows(rows: Iterable[Sequence[Any]]) -> str:
