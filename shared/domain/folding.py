@@ -197,13 +197,12 @@ def progress_source(
                         return _empty_trail(now, span_days)  # nothing in any window since
                     assert prior is not None
                     trail = _trail(m, signed, prior, now)
-                    if trail is not None and trail not in loaded.trails:
+                    stats = loaded.trails.get(trail) if trail is not None else None
+                    if trail is not None and stats is None:
                         needs.append(trail)
                         return NOT_STARTED
-                    if trail is not None:
-                        stats = loaded.trails[trail]
-                        if not could_complete(stats, rule.min_count, rule.min_distinct_users):
-                            return trail_progress(stats, now, span_days)
+                    if stats and not could_complete(stats, rule.min_count, rule.min_distinct_users):
+                        return trail_progress(stats, now, span_days)
                     since = max(signed, then - timedelta(days=span_days))
         if not all(loaded.covers(n, since, until) for n in rule.events):
             needs.append(Span(rule.events, since, until))
