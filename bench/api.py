@@ -51,7 +51,7 @@ from lab.embedded import cpu_seconds, embedded
 from lab.machine import describe
 from lab.onboardings import analyze, copy_onboardings
 from lab.postgres import asyncpg_dsn, fresh_database, server_version
-from lab.servers import env, free_port
+from lab.servers import env, free_port, wait_ready
 
 from firstvalue.demo_data import generate
 from firstvalue.embedded import load_history, start_pipeline
@@ -194,21 +194,6 @@ def serve(url: str, key: str, port: int) -> subprocess.Popen[bytes]:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
-
-
-def wait_ready(base: str, server: subprocess.Popen[bytes], deadline: float = 60.0) -> None:
-    until = time.monotonic() + deadline
-    while time.monotonic() < until:
-        if server.poll() is not None:
-            errors = server.stderr.read().decode() if server.stderr else ""
-            sys.exit(f"firstvalue api exited: {errors}")
-        try:
-            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    sys.exit("firstvalue api did not become ready in time")
 
 
 # --- the load generator: runs in its own process --------------------------------------
@@ -445,7 +430,7 @@ async def main(count: int, seconds: float) -> None:
         base = f"http://127.0.0.1:{port}"
         server = serve(url, key, port)
         try:
-            wait_ready(base, server)
+            wait_ready(base, server, "firstvalue api")
             with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as ids_file:
                 json.dump({"ids": [p[0] for p in projections], "csms": CSMS}, ids_file)
             results = []

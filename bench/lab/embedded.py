@@ -6,13 +6,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
+from lab.servers import wait_ready
 
 START_DEADLINE = 300.0  # demo history generation and load included
 
@@ -41,7 +40,7 @@ def embedded(folder: Path, port: int, code: Path | None = None) -> Iterator[Embe
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        _wait_ready(base, process)
+        wait_ready(base, process, "firstvalue run", START_DEADLINE, interval=0.5)
         key = (folder / ".firstvalue-demo-key").read_text().strip()
         yield Embedded(base, key, folder, process.pid)
     finally:
@@ -53,18 +52,3 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU time the process has used so far (Linux: ``/proc/PID/stat``)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _wait_ready(base: str, process: subprocess.Popen[bytes]) -> None:
-    until = time.monotonic() + START_DEADLINE
-    while time.monotonic() < until:
-        if process.poll() is not None:
-            errors = process.stderr.read().decode() if process.stderr else ""
-            sys.exit(f"firstvalue run exited: {errors}")
-        try:
-            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.5)
-    sys.exit("firstvalue run did not become ready in time")
