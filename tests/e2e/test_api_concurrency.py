@@ -26,6 +26,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="module")]
 SIGNED = datetime(2026, 9, 1, 9, 0, tzinfo=UTC)
 READERS, WRITERS, ROUNDS = 40, 10, 3
 LOCK_HELD_DEADLINE = 10.0  # a reader that waited for the lock would wait the 30 s busy timeout
+LOCK_WAIT = 30.0  # how long the test's own connection waits to take the write lock
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="module")
@@ -64,9 +65,13 @@ async def test_the_embedded_database_is_in_wal_mode(stack: Stack) -> None:
 
 async def test_reads_answer_while_another_connection_holds_the_write_lock(stack: Stack) -> None:
     await _register(stack, f"acct-{uuid.uuid4().hex[:8]}")
-    holder = sqlite3.connect(_file(stack), isolation_level=None, timeout=0)
+    # The stack may still be writing the registration's projection: wait for the write lock
+    # (off the event loop, which that write needs) instead of failing on "database is locked".
+    holder = sqlite3.connect(
+        _file(stack), isolation_level=None, timeout=LOCK_WAIT, check_same_thread=False
+    )
+    await asyncio.to_thread(holder.execute, "BEGIN IMMEDIATE")  # held until the end of the test
     try:
-        holder.execute("BEGIN IMMEDIATE")  # the write lock, held until the end of the test
         reads = [
             stack.client.get("/v1/onboardings", headers=stack.auth()),
             stack.client.get("/v1/reports/ttfv", headers=stack.auth()),
