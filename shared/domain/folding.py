@@ -11,11 +11,13 @@
   events in its window up to ``now``: unchanged when no fresh event matches there, no
   previously seen event lay between the last projection and ``now`` (``Prior.ahead``), and
   the opening is the same.
-- An incomplete ``rolling`` milestone did not complete up to the last projection, so it can
-  only complete at a later event, whose window starts at most ``days`` before: its events
-  from ``last projection - days`` on suffice. Most often an aggregate of them does
-  (``trail``): when no window in that span can meet the rule, the progress at ``now`` is
-  the trailing window's count, users and evidence, which the database sums up.
+- An incomplete ``rolling`` milestone did not complete up to the last projection with the
+  events stored then, so a window that completes now ends at a later event or holds an
+  event stored since (a late one too), and starts at most ``days`` before the last
+  projection or the earliest such event: its events from there on suffice (``_reach``).
+  Most often an aggregate of them does (``trail``): when no window in that span can meet
+  the rule, the progress at ``now`` is the trailing window's count, users and evidence,
+  which the database sums up.
 - Manual evidence: a milestone with confirmations is reused only if they are the same ones
   and its rule has no rolling window; else its window is read whole.
 
@@ -121,25 +123,33 @@ def _empty_trail(now: datetime, days: int) -> RuleProgress:
     return RuleProgress(None, 0, 0, (), now - timedelta(days=days), now)
 
 
+def _reach(m: Milestone, signed: datetime, prior: Prior) -> datetime:
+    """Where the windows of the unfinished rolling milestone ``m`` that can complete now
+    begin: it did not complete up to the prior's moment with the events stored then, so a
+    window that does now ends at a later event or holds an event stored since; either way
+    it starts at most ``days`` before the prior's moment or the earliest such event."""
+    rule = m.rule
+    assert rule is not None and rule.within is not None
+    then = prior.state.as_of
+    late = min((e.at for e in prior.fresh if e.at < then and matches(rule, e)), default=then)
+    return max(signed, late - timedelta(days=rule.within.days))
+
+
 def _trail(m: Milestone, signed: datetime, prior: Prior, now: datetime) -> Trail | None:
     """The aggregate that answers the unfinished rolling milestone ``m``, folded from
     ``prior`` at ``now``, where one can: its rule filters no property, it takes no manual
-    evidence, no event stored since matches it at or before the prior's moment, and no
-    event stored before lies between that moment and ``now``. Then it can complete only at
-    a matching event stored since, in ``(prior, now]``; the trail's wide span holds every
-    such event's window."""
+    evidence and no event stored before lies between the prior's moment and ``now``. Then
+    every window that can complete holds a matching event stored since (late ones too) at
+    or before ``now``; the trail's wide span holds every such event's windows."""
     rule = m.rule
     assert rule is not None and rule.within is not None
     then = prior.state.as_of
     if m.manual or rule.where or now < then or (prior.ahead is not None and prior.ahead <= now):
         return None
-    hits = [e.at for e in prior.fresh if matches(rule, e)]
-    if any(at <= then for at in hits):
-        return None
     span = timedelta(days=rule.within.days)
     since = max(signed, now - span)
-    later = [at for at in hits if at <= now]
-    wide = max(signed, min(later) - span) if later else since
+    hits = [e.at for e in prior.fresh if e.at <= now and matches(rule, e)]
+    wide = max(signed, min(hits) - span) if hits else since
     return Trail(rule.events, min(wide, since), since, now)
 
 
@@ -192,7 +202,7 @@ def progress_source(
                 quiet = prior is not None and (prior.ahead is None or prior.ahead > until)
                 if not rolling and quiet and not fresh_hit(m, until):
                     return _kept(was)
-                if rolling and not manual and not fresh_hit(m, then):
+                if rolling and not manual:
                     if was.count == 0 and quiet and not fresh_hit(m, now):
                         return _empty_trail(now, span_days)  # nothing in any window since
                     assert prior is not None
@@ -203,7 +213,7 @@ def progress_source(
                         return NOT_STARTED
                     if stats and not could_complete(stats, rule.min_count, rule.min_distinct_users):
                         return trail_progress(stats, now, span_days)
-                    since = max(signed, then - timedelta(days=span_days))
+                    since = _reach(m, signed, prior)
         if not all(loaded.covers(n, since, until) for n in rule.events):
             needs.append(Span(rule.events, since, until))
             return NOT_STARTED
@@ -228,7 +238,7 @@ def trailing(
             continue
         if was.completed_at is None and was.count and now >= then:
             trail = _trail(m, registration.at, prior, now)
-            since = max(registration.at, then - timedelta(days=window.days))
+            since = _reach(m, registration.at, prior)
             found.append(trail if trail is not None else Span(rule.events, since, now))
     return found
 
