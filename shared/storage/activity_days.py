@@ -3,15 +3,16 @@
 The event insert keeps both (``EventRepository``: on PostgreSQL inside its one statement,
 on SQLite through ``next_sequences`` and ``add`` here). The projector reads them compacted
 (``compacted``: ``activity.compact``'s few rows a day, grouped by PostgreSQL, whatever the
-number of users) and, for a day that straddles ``now``, its events (``day_upto``).
+number of users) and, for a day that straddles ``now``, its moments up to ``now``
+(``day_upto``).
 ``rebuild`` makes both right again for accounts whose events were loaded around the
 repository (a bulk ``COPY``): run it once after such a load, before projecting.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
-from datetime import UTC, date, datetime, time
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 from sqlalchemy import bindparam, delete, func, select, text, update
@@ -224,14 +225,90 @@ _SUMMARIES = (
 
 
 async def day_upto(
-    session: AsyncSession, account_ids: Collection[str], now: datetime
+    session: AsyncSession, stored: Mapping[str, Sequence[ActivityDay]], now: datetime
 ) -> dict[str, list[ActivityDay]]:
-    """The summaries of ``now``'s UTC day from its events up to ``now`` (for a day that
-    straddles ``now``): one day of one account's events, never its history."""
-    found: dict[str, list[ActivityDay]] = {a: [] for a in account_ids}
-    if not found:
-        return found
+    """The summaries of ``now``'s UTC day up to ``now`` (for a day that straddles ``now``),
+    per account from its rows of that day as ``stored``. SQLite (the reference) groups the
+    day's events up to ``now``; PostgreSQL keeps every row that ends by ``now``, drops those
+    that begin after it and looks up only each straddling row's last moment up to ``now``
+    among the latest events (``_last_moments``), never the whole day unless it must. Only
+    the moments are exact there: a straddling row keeps its stored count (the stand-in
+    events, the only readers, look at moments alone)."""
+    if not stored:
+        return {}
     start = datetime.combine(now.astimezone(UTC).date(), time(), UTC)
+    if not dialect.is_postgresql(session):
+        return await _day_from_events(session, list(stored), start, now)
+    found: dict[str, list[ActivityDay]] = {a: [] for a in stored}
+    open_rows: dict[tuple[str, str | None], ActivityDay] = {}
+    for account, rows in stored.items():
+        for d in rows:
+            if d.day != start.date() or d.first_at > now:
+                continue
+            if d.last_at <= now:
+                found[account].append(d)
+            else:
+                open_rows[account, d.user_id] = d
+    for back in LOOK_BACK:
+        if not open_rows:
+            break
+        since = start if back is None else max(start, now - back)
+        lasts = await _last_moments(session, sorted({a for a, _ in open_rows}), since, now)
+        for key, d in list(open_rows.items()):
+            if key in lasts:
+                last = ActivityDay(d.user_id, d.day, d.first_at, lasts[key], d.events)
+                found[key[0]].append(last)
+                del open_rows[key]
+    if open_rows:  # the stored rows and the events disagree: the events decide
+        return await _day_from_events(session, list(stored), start, now)
+    return found
+
+
+# How far back ``day_upto`` looks for a straddling row's last moment, widening until each is
+# found (None: the whole day). A row straddles when its user sent an event after ``now``
+# (a live stream outrunning the projection, or a clock ahead), so its last one up to
+# ``now`` is almost always seconds old.
+LOOK_BACK: tuple[timedelta | None, ...] = (
+    timedelta(seconds=5),
+    timedelta(minutes=2),
+    timedelta(hours=1),
+    None,
+)
+
+
+async def _last_moments(
+    session: AsyncSession, accounts: Sequence[str], since: datetime, now: datetime
+) -> dict[tuple[str, str | None], datetime]:
+    """Each (account, user)'s last event in ``[since, now]``: the account's event names
+    walked on the (account, name, time) index (a loose scan), then each name's range."""
+    read = await dialect.fetch(session, _LAST_MOMENTS, list(accounts), since, now)
+    return {(r[0], r[1]): _utc(r[2]) for r in read}
+
+
+_LAST_MOMENTS = """
+    WITH RECURSIVE names AS (
+        SELECT w.account_id,
+               (SELECT min(e.name) FROM events AS e WHERE e.account_id = w.account_id) AS name
+        FROM unnest($1::varchar[]) AS w(account_id)
+        UNION ALL
+        SELECT n.account_id,
+               (SELECT min(e.name) FROM events AS e
+                WHERE e.account_id = n.account_id AND e.name > n.name)
+        FROM names AS n WHERE n.name IS NOT NULL
+    )
+    SELECT n.account_id, e.user_id, max(e.occurred_at)
+    FROM names AS n JOIN events AS e
+         ON e.account_id = n.account_id AND e.name = n.name
+        AND e.occurred_at >= $2 AND e.occurred_at <= $3
+    GROUP BY n.account_id, e.user_id
+"""
+
+
+async def _day_from_events(
+    session: AsyncSession, account_ids: Sequence[str], start: datetime, now: datetime
+) -> dict[str, list[ActivityDay]]:
+    """The summaries of the accounts' events in ``[start, now]`` (one day, grouped)."""
+    found: dict[str, list[ActivityDay]] = {a: [] for a in account_ids}
     e = EventRecord
     stmt = (
         select(
