@@ -182,10 +182,17 @@ async def trails(
 async def first_after(
     session: AsyncSession, account_ids: Collection[str], now: datetime
 ) -> dict[str, datetime | None]:
-    """Each account's earliest event after ``now`` (None: none), through the account/name/
-    time index's account prefix (the projector asks only where a summary straddles ``now``)."""
+    """Each account's earliest event after ``now`` (None: none); the projector asks only
+    where a summary straddles ``now``. On PostgreSQL one index probe per event name of the
+    account (``_FIRST_AFTER``), not a walk of its index entries."""
     found: dict[str, datetime | None] = dict.fromkeys(account_ids)
     ordered = sorted(found)
+    if not ordered:
+        return found
+    if dialect.is_postgresql(session):
+        for account, at in await dialect.fetch(session, _FIRST_AFTER, ordered, now):
+            found[account] = None if at is None else _aware(at)
+        return found
     e = EventRecord
     for start in range(0, len(ordered), IDS_PER_QUERY):
         stmt = (
@@ -196,6 +203,15 @@ async def first_after(
         for account, at in (await session.execute(stmt)).all():
             found[account] = _aware(at)
     return found
+
+
+async def last_moments(
+    session: AsyncSession, account_ids: Sequence[str], since: datetime, until: datetime
+) -> dict[tuple[str, str | None], datetime]:
+    """Each (account, user)'s last event in ``[since, until]`` (PostgreSQL: the account's
+    names walked on the (account, name, time) index, then each name's range)."""
+    read = await dialect.fetch(session, _LAST_MOMENTS, list(account_ids), since, until)
+    return {(r[0], r[1]): _aware(r[2]) for r in read}
 
 
 def _aware(value: datetime | str) -> datetime:
@@ -268,4 +284,37 @@ _TRAILS = """
           AND e.occurred_at >= w.since AND e.occurred_at <= w.until
         ORDER BY e.occurred_at DESC, e.id COLLATE "C" DESC LIMIT $7
     ) AS l
+"""
+
+# Each account's distinct event names, one index probe each (a loose scan of the
+# (account, name, time) index): reads by account and time go through them name by name.
+_NAMES = """
+    names AS (
+        SELECT w.account_id,
+               (SELECT min(e.name) FROM events AS e WHERE e.account_id = w.account_id) AS name
+        FROM unnest($1::varchar[]) AS w(account_id)
+        UNION ALL
+        SELECT n.account_id,
+               (SELECT min(e.name) FROM events AS e
+                WHERE e.account_id = n.account_id AND e.name > n.name)
+        FROM names AS n WHERE n.name IS NOT NULL
+    )
+"""
+
+_FIRST_AFTER = f"""
+    WITH RECURSIVE {_NAMES}
+    SELECT n.account_id, min((
+        SELECT min(e.occurred_at) FROM events AS e
+        WHERE e.account_id = n.account_id AND e.name = n.name AND e.occurred_at > $2
+    ))
+    FROM names AS n WHERE n.name IS NOT NULL GROUP BY n.account_id
+"""
+
+_LAST_MOMENTS = f"""
+    WITH RECURSIVE {_NAMES}
+    SELECT n.account_id, e.user_id, max(e.occurred_at)
+    FROM names AS n JOIN events AS e
+         ON e.account_id = n.account_id AND e.name = n.name
+        AND e.occurred_at >= $2 AND e.occurred_at <= $3
+    GROUP BY n.account_id, e.user_id
 """

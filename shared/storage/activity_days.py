@@ -19,7 +19,7 @@ from sqlalchemy import bindparam, delete, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.domain.activity import ActivityDay, compacted
-from shared.storage import dialect
+from shared.storage import account_events, dialect
 from shared.storage.tables import (
     AccountSequenceRecord,
     ActivityDayRecord,
@@ -231,9 +231,9 @@ async def day_upto(
     per account from its rows of that day as ``stored``. SQLite (the reference) groups the
     day's events up to ``now``; PostgreSQL keeps every row that ends by ``now``, drops those
     that begin after it and looks up only each straddling row's last moment up to ``now``
-    among the latest events (``_last_moments``), never the whole day unless it must. Only
-    the moments are exact there: a straddling row keeps its stored count (the stand-in
-    events, the only readers, look at moments alone)."""
+    among the latest events (``account_events.last_moments``), never the whole day unless
+    it must. Only the moments are exact there: a straddling row keeps its stored count
+    (the stand-in events, the only readers, look at moments alone)."""
     if not stored:
         return {}
     start = datetime.combine(now.astimezone(UTC).date(), time(), UTC)
@@ -253,7 +253,8 @@ async def day_upto(
         if not open_rows:
             break
         since = start if back is None else max(start, now - back)
-        lasts = await _last_moments(session, sorted({a for a, _ in open_rows}), since, now)
+        accounts = sorted({a for a, _ in open_rows})
+        lasts = await account_events.last_moments(session, accounts, since, now)
         for key, d in list(open_rows.items()):
             if key in lasts:
                 last = ActivityDay(d.user_id, d.day, d.first_at, lasts[key], d.events)
@@ -274,34 +275,6 @@ LOOK_BACK: tuple[timedelta | None, ...] = (
     timedelta(hours=1),
     None,
 )
-
-
-async def _last_moments(
-    session: AsyncSession, accounts: Sequence[str], since: datetime, now: datetime
-) -> dict[tuple[str, str | None], datetime]:
-    """Each (account, user)'s last event in ``[since, now]``: the account's event names
-    walked on the (account, name, time) index (a loose scan), then each name's range."""
-    read = await dialect.fetch(session, _LAST_MOMENTS, list(accounts), since, now)
-    return {(r[0], r[1]): _utc(r[2]) for r in read}
-
-
-_LAST_MOMENTS = """
-    WITH RECURSIVE names AS (
-        SELECT w.account_id,
-               (SELECT min(e.name) FROM events AS e WHERE e.account_id = w.account_id) AS name
-        FROM unnest($1::varchar[]) AS w(account_id)
-        UNION ALL
-        SELECT n.account_id,
-               (SELECT min(e.name) FROM events AS e
-                WHERE e.account_id = n.account_id AND e.name > n.name)
-        FROM names AS n WHERE n.name IS NOT NULL
-    )
-    SELECT n.account_id, e.user_id, max(e.occurred_at)
-    FROM names AS n JOIN events AS e
-         ON e.account_id = n.account_id AND e.name = n.name
-        AND e.occurred_at >= $2 AND e.occurred_at <= $3
-    GROUP BY n.account_id, e.user_id
-"""
 
 
 async def _day_from_events(

@@ -1,7 +1,8 @@
-"""The projector's read of a day that straddles ``now``: on both backends its summaries up
-to ``now`` have the moments ``summarize`` gives the day's events up to ``now``, whether a
-straddling user's last event before ``now`` is seconds, minutes or hours old (PostgreSQL
-looks back further and further) and whatever the events after ``now``."""
+"""The projector's reads where a day straddles ``now``, on both backends: the day's
+summaries up to ``now`` have the moments ``summarize`` gives its events up to ``now``,
+whether a straddling user's last event before ``now`` is seconds, minutes or hours old
+(PostgreSQL looks back further and further) and whatever the events after ``now``; and
+the first event after ``now`` is the earliest one stored after it."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.domain.activity import ActivityDay, straddles, summarize
 from shared.domain.facts import EventObserved
-from shared.storage import activity_days
+from shared.storage import account_events, activity_days
 from shared.storage.events import EventRepository
 
 NOW = datetime(2026, 3, 12, 15, 30, 0, 250_000, tzinfo=UTC)
@@ -82,3 +83,23 @@ async def test_a_straddled_day_up_to_now_has_the_moments_of_its_events_up_to_now
     for account, events in history.items():
         expected = summarize(e for e in events if e.at.date() == NOW.date() and e.at <= NOW)
         assert _moments(read[account]) == _moments(expected)
+
+
+@pytest.mark.parametrize("seed", range(3))
+async def test_the_first_event_after_now_is_the_earliest_stored_after_it(
+    sessions: async_sessionmaker[AsyncSession], seed: int
+) -> None:
+    rnd = random.Random(seed)
+    history = {a: _history(rnd, a) for a in ("acct-a", "acct-b")}
+    history["acct-c"] = [e for e in _history(rnd, "acct-c") if e.at <= NOW]  # none after
+    async with sessions() as session, session.begin():
+        for events in history.values():
+            await EventRepository(session).add_many(events, source="segment", recorded_at=NOW)
+    moments = sorted({e.at for events in history.values() for e in events})
+    for now in (NOW, *rnd.sample(moments, 5)):
+        async with sessions() as session:
+            read = await account_events.first_after(session, [*history, "acct-none"], now)
+        expected = {
+            a: min((e.at for e in es if e.at > now), default=None) for a, es in history.items()
+        }
+        assert read == {**expected, "acct-none": None}
