@@ -137,19 +137,21 @@ def _reach(m: Milestone, signed: datetime, prior: Prior) -> datetime:
 
 def _trail(m: Milestone, signed: datetime, prior: Prior, now: datetime) -> Trail | None:
     """The aggregate that answers the unfinished rolling milestone ``m``, folded from
-    ``prior`` at ``now``, where one can: its rule filters no property, it takes no manual
-    evidence and no event stored before lies between the prior's moment and ``now``. Then
-    every window that can complete holds a matching event stored since (late ones too) at
-    or before ``now``; the trail's wide span holds every such event's windows."""
+    ``prior`` at ``now``, where one can: its rule filters no property and it takes no
+    manual evidence. Every window that can complete then holds a matching event stored
+    since (late ones too), or ends at an event stored before and later than the prior's
+    moment (the earliest of those is ``prior.ahead``), at or before ``now``; the trail's
+    wide span holds every such window."""
     rule = m.rule
     assert rule is not None and rule.within is not None
-    then = prior.state.as_of
-    if m.manual or rule.where or now < then or (prior.ahead is not None and prior.ahead <= now):
+    if m.manual or rule.where or now < prior.state.as_of:
         return None
     span = timedelta(days=rule.within.days)
     since = max(signed, now - span)
-    hits = [e.at for e in prior.fresh if e.at <= now and matches(rule, e)]
-    wide = max(signed, min(hits) - span) if hits else since
+    ends = [e.at for e in prior.fresh if e.at <= now and matches(rule, e)]
+    if prior.ahead is not None and prior.ahead <= now:
+        ends.append(prior.ahead)
+    wide = max(signed, min(ends) - span) if ends else since
     return Trail(rule.events, min(wide, since), since, now)
 
 

@@ -20,7 +20,7 @@ from shared.domain.activity import ActivityDay, compact, straddles, summarize, u
 from shared.domain.evaluate import evaluate
 from shared.domain.facts import EventObserved, Fact
 from shared.domain.folding import Loaded, Prior, fold
-from shared.domain.state import OnboardingState
+from shared.domain.state import MilestoneStatus, OnboardingState
 from shared.domain.trail import Trail, trail_stats
 
 from .factories import PLANS, amend, day, event, evidence, pause, registration, resume
@@ -266,3 +266,19 @@ def test_an_event_ahead_of_now_counts_when_its_moment_comes() -> None:
     after, _ = _project("smb", store, 0, before.next_due_at, (before, 0, ahead))
     status = next(m for m in after.milestones if m.key == "integration_connected")
     assert status.completed_at == ahead
+
+
+def test_an_event_stored_ahead_completes_a_rolling_rule_once_its_moment_has_passed() -> None:
+    # Four users in a week, the fifth's login stored ahead of the first projection: the
+    # second one, long after, must find the week that ended at it, though nothing is new.
+    logins = [event(9 + n, "Logged In", f"u{n:02d}") for n in range(1, 5)]
+    store = Store([[*logins, event(16, "Logged In", "u05")], []])
+    first, _ = _project("smb", store, 0, day(14), None)
+    assert _status(first, "team_adoption").completed_at is None
+    later, _ = _project("smb", store, 1, day(25), (first, 0, day(16)))
+    assert later == evaluate(PLANS["smb"], registration("smb"), store.upto(1), day(25))
+    assert _status(later, "team_adoption").completed_at == day(16)
+
+
+def _status(state: OnboardingState, key: str) -> MilestoneStatus:
+    return next(s for s in state.milestones if s.key == key)
