@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -29,11 +30,23 @@ async def fresh_database(server_url: str) -> AsyncIterator[str]:
         await migrate(url)
         yield url
     finally:
+        await _drop(server_url, name)
+
+
+async def _drop(server_url: str, name: str, attempts: int = 20) -> None:
+    """``DROP DATABASE … WITH (FORCE)``, again while a backend this role may not end (an
+    autovacuum worker after a bulk load) is still in it: those end by themselves."""
+    for attempt in range(1, attempts + 1):
         admin = await asyncpg.connect(asyncpg_dsn(server_url))
         try:
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            return
+        except asyncpg.InsufficientPrivilegeError:
+            if attempt == attempts:
+                raise
         finally:
             await admin.close()
+        await asyncio.sleep(0.5)
 
 
 async def server_version(url: str) -> str:
