@@ -3,12 +3,12 @@ accounts' whole histories (docs/projection.md).
 
 Per page, in this order: the accounts' insert numbers (every event numbered up to them has
 committed), the rule events stored since each prior projection, the activity summaries as
-stored (and, only where a summary straddles ``now``, ``now``'s own day and the first event
-after ``now`` from the events; elsewhere the summaries tell the first event after ``now``),
-the manual facts; then ``fold`` each onboarding (its signal inputs made once), reading the
-spans of rule events and the trails (aggregates of unfinished rolling rules' windows) it
-asks for, round after round (anchors come from earlier stages), with one query of each
-kind per round for the whole page.
+stored (and, only where a summary straddles ``now``, the straddling rows' last moments up
+to ``now`` and the first event after ``now`` from the latest events; elsewhere the
+summaries tell the first event after ``now``), the manual facts; then ``fold`` each
+onboarding (its signal inputs made once), reading the spans of rule events and the trails
+(aggregates of unfinished rolling rules' windows) it asks for, round after round (anchors
+come from earlier stages), with one query of each kind per round for the whole page.
 """
 
 from __future__ import annotations
