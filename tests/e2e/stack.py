@@ -7,7 +7,6 @@ cases are skipped locally and fail in CI (``CI=true``), where the server must be
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import uuid
@@ -19,16 +18,13 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import text
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from firstvalue.demo_data import DemoHistory
 from firstvalue.embedded import Pipeline, load_history, start_pipeline
 from services.api.app import create_app
 from shared.config import Settings, load_settings, sqlite_dsn
 from shared.storage.api_keys import ApiKeyRepository
+from shared.storage.scratch import scratch_database
 
 BACKENDS = ("sqlite", "postgresql")
 
@@ -49,30 +45,8 @@ async def fresh_database(backend: str, directory: Path) -> AsyncIterator[str]:
     if backend == "sqlite":
         yield sqlite_dsn(directory / f"e2e-{uuid.uuid4().hex[:8]}.db")
         return
-    server = make_url(postgres_server_url())
-    name = f"fv_e2e_{uuid.uuid4().hex[:12]}"
-    admin = create_async_engine(server, isolation_level="AUTOCOMMIT")
-    try:
-        async with admin.connect() as conn:
-            await conn.execute(text(f'CREATE DATABASE "{name}"'))
-        yield server.set(database=name).render_as_string(hide_password=False)
-    finally:
-        await _drop(admin, name)
-        await admin.dispose()
-
-
-async def _drop(admin: AsyncEngine, name: str, attempts: int = 10) -> None:
-    """``DROP DATABASE … WITH (FORCE)``, again while a backend this role may not end (an
-    autovacuum worker, the superuser's) is still in it: those end by themselves."""
-    for attempt in range(1, attempts + 1):
-        try:
-            async with admin.connect() as conn:
-                await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            return
-        except DBAPIError as exc:
-            if "must be a member of the role" not in str(exc) or attempt == attempts:
-                raise
-        await asyncio.sleep(0.5)
+    async with scratch_database(postgres_server_url(), "fv_e2e") as url:
+        yield url
 
 
 @dataclass

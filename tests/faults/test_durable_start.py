@@ -4,12 +4,11 @@
 from __future__ import annotations
 
 import subprocess
-import uuid
 from collections.abc import AsyncIterator
 
-import asyncpg  # type: ignore[import-untyped]
 import pytest
-from sqlalchemy.engine import make_url
+
+from shared.storage.scratch import scratch_database
 
 from .servers import (
     FIRSTVALUE,
@@ -25,20 +24,10 @@ from .servers import (
 @pytest.fixture
 async def lossy_database(stack: Stack) -> AsyncIterator[str]:
     """A database of the durable server whose own setting turns synchronous_commit off."""
-    server = make_url(stack.database_url).set(drivername="postgresql")
-    name = f"fv_lossy_{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(server.render_as_string(hide_password=False))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        await admin.execute(f'ALTER DATABASE "{name}" SET synchronous_commit = off')
-    finally:
-        await admin.close()
-    yield make_url(stack.database_url).set(database=name).render_as_string(hide_password=False)
-    admin = await asyncpg.connect(server.render_as_string(hide_password=False))
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    async with scratch_database(
+        stack.database_url, "fv_lossy", settings={"synchronous_commit": "off"}
+    ) as url:
+        yield url
 
 
 @pytest.mark.parametrize("service", ["ingest", "milestones", "api"])

@@ -7,20 +7,17 @@ the variable the PostgreSQL half is skipped locally, and fails under ``CI=true``
 
 from __future__ import annotations
 
-import asyncio
 import os
-import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-import asyncpg  # type: ignore[import-untyped]
 import pytest
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from shared.config import sqlite_dsn
 from shared.storage import create_engine, create_sessionmaker, migrate
+from shared.storage.scratch import scratch_database
 
 BACKENDS = ("sqlite", "postgresql")
 
@@ -46,39 +43,11 @@ def postgres_base_url() -> str:
     pytest.skip("FIRSTVALUE_TEST_DATABASE_URL is not set (make test sets it)")
 
 
-def _asyncpg_dsn(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
 @asynccontextmanager
 async def fresh_postgres_database(base_url: str) -> AsyncIterator[str]:
     """A new, empty database on the test server, dropped afterwards."""
-    name = f"fv_test_{uuid.uuid4().hex[:16]}"
-    admin = await asyncpg.connect(_asyncpg_dsn(base_url))
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    try:
-        yield make_url(base_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        await _drop_database(base_url, name)
-
-
-async def _drop_database(base_url: str, name: str, attempts: int = 10) -> None:
-    """``DROP DATABASE … WITH (FORCE)``, again while a backend this role may not end (an
-    autovacuum worker, the superuser's) is still in it: those end by themselves."""
-    for attempt in range(1, attempts + 1):
-        admin = await asyncpg.connect(_asyncpg_dsn(base_url))
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            return
-        except asyncpg.InsufficientPrivilegeError:
-            if attempt == attempts:
-                raise
-        finally:
-            await admin.close()
-        await asyncio.sleep(0.5)
+    async with scratch_database(base_url, "fv_test") as url:
+        yield url
 
 
 @pytest.fixture(params=BACKENDS)
