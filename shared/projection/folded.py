@@ -92,8 +92,9 @@ async def fold_page(
     champions = {(r.account_id, r.champion_user_id) for r, _ in chosen}
     days = await activity_days.compacted_days(session, champions, now.date())
     straddling = {a for a, c in champions if straddles(days[a, c], now)}
-    of_today = {a: [d for d in days[a, c] if d.day == now.date()] for a, c in champions}
-    today = await activity_days.day_upto(session, {a: of_today[a] for a in straddling}, now)
+    today = await activity_days.day_upto(
+        session, {a: days[a, c] for a, c in champions if a in straddling}, now
+    )
     # The first event after ``now``: a summary wholly after it starts with it; only where a
     # summary straddles ``now`` must the events say (``first_after``).
     ahead: dict[str, datetime | None] = dict.fromkeys(accounts)

@@ -228,12 +228,13 @@ async def day_upto(
     session: AsyncSession, stored: Mapping[str, Sequence[ActivityDay]], now: datetime
 ) -> dict[str, list[ActivityDay]]:
     """The summaries of ``now``'s UTC day up to ``now`` (for a day that straddles ``now``),
-    per account from its rows of that day as ``stored``. SQLite (the reference) groups the
-    day's events up to ``now``; PostgreSQL keeps every row that ends by ``now``, drops those
-    that begin after it and looks up only each straddling row's last moment up to ``now``
-    among the latest events (``account_events.last_moments``), never the whole day unless
-    it must. Only the moments are exact there: a straddling row keeps its stored count
-    (the stand-in events, the only readers, look at moments alone)."""
+    per account from its rows as ``stored`` (those of ``now``'s day are used). SQLite (the
+    reference) groups the day's events up to ``now``; PostgreSQL keeps every row that ends
+    by ``now``, drops those that begin after it and looks up only each straddling row's
+    last moment up to ``now`` among the latest events (``account_events.last_moments``,
+    ``LOOK_BACK``), reading the whole day's events only when that does not find it. Only
+    the moments are exact there: a straddling row keeps its stored count (the stand-in
+    events, the only readers, look at moments alone)."""
     if not stored:
         return {}
     start = datetime.combine(now.astimezone(UTC).date(), time(), UTC)
@@ -251,30 +252,24 @@ async def day_upto(
                 open_rows[account, d.user_id] = d
     for back in LOOK_BACK:
         if not open_rows:
-            break
-        since = start if back is None else max(start, now - back)
+            return found
         accounts = sorted({a for a, _ in open_rows})
-        lasts = await account_events.last_moments(session, accounts, since, now)
+        lasts = await account_events.last_moments(session, accounts, max(start, now - back), now)
         for key, d in list(open_rows.items()):
             if key in lasts:
                 last = ActivityDay(d.user_id, d.day, d.first_at, lasts[key], d.events)
                 found[key[0]].append(last)
                 del open_rows[key]
-    if open_rows:  # the stored rows and the events disagree: the events decide
+    if open_rows:  # a last moment older than the look-back: the day's events decide
         return await _day_from_events(session, list(stored), start, now)
     return found
 
 
 # How far back ``day_upto`` looks for a straddling row's last moment, widening until each is
-# found (None: the whole day). A row straddles when its user sent an event after ``now``
-# (a live stream outrunning the projection, or a clock ahead), so its last one up to
-# ``now`` is almost always seconds old.
-LOOK_BACK: tuple[timedelta | None, ...] = (
-    timedelta(seconds=5),
-    timedelta(minutes=2),
-    timedelta(hours=1),
-    None,
-)
+# found (then the whole day's events). A row straddles when its user sent an event after
+# ``now`` (a live stream outrunning the projection, or a clock ahead), so its last one up
+# to ``now`` is almost always seconds old.
+LOOK_BACK = (timedelta(seconds=5), timedelta(minutes=2), timedelta(hours=1))
 
 
 async def _day_from_events(

@@ -21,7 +21,7 @@ NOW = datetime(2026, 3, 12, 15, 30, 0, 250_000, tzinfo=UTC)
 NAMES = ("Logged In", "Page Viewed", "Report Delivered", "Workflow Run")
 
 # How long before ``now`` a user's last event up to ``now`` lies: each of ``LOOK_BACK``'s
-# rounds finds some (and the first event of the day, at midnight, the last round).
+# rounds finds some, the day's events the rest (the first event of the day, at midnight).
 AGES = (
     timedelta(0),
     timedelta(milliseconds=3),
@@ -61,6 +61,18 @@ def _history(rnd: random.Random, account: str) -> list[EventObserved]:
     return events
 
 
+async def _store(
+    sessions: async_sessionmaker[AsyncSession],
+    history: dict[str, list[EventObserved]],
+    rnd: random.Random,
+) -> None:
+    """Store each account's events through the repository, in any order."""
+    async with sessions() as session, session.begin():
+        for events in history.values():
+            rnd.shuffle(events)
+            await EventRepository(session).add_many(events, source="segment", recorded_at=NOW)
+
+
 def _moments(days: list[ActivityDay]) -> list[tuple[str, date, datetime, datetime]]:
     return sorted((d.user_id or "", d.day, d.first_at, d.last_at) for d in days)
 
@@ -71,10 +83,7 @@ async def test_a_straddled_day_up_to_now_has_the_moments_of_its_events_up_to_now
 ) -> None:
     rnd = random.Random(seed)
     history = {a: _history(rnd, a) for a in ("acct-a", "acct-b")}
-    async with sessions() as session, session.begin():
-        for events in history.values():
-            rnd.shuffle(events)  # stored in any order
-            await EventRepository(session).add_many(events, source="segment", recorded_at=NOW)
+    await _store(sessions, history, rnd)
     async with sessions() as session:
         stored = await activity_days.summaries(session, list(history))
         assert all(straddles(rows, NOW) for rows in stored.values())
@@ -92,9 +101,7 @@ async def test_the_first_event_after_now_is_the_earliest_stored_after_it(
     rnd = random.Random(seed)
     history = {a: _history(rnd, a) for a in ("acct-a", "acct-b")}
     history["acct-c"] = [e for e in _history(rnd, "acct-c") if e.at <= NOW]  # none after
-    async with sessions() as session, session.begin():
-        for events in history.values():
-            await EventRepository(session).add_many(events, source="segment", recorded_at=NOW)
+    await _store(sessions, history, rnd)
     moments = sorted({e.at for events in history.values() for e in events})
     for now in (NOW, *rnd.sample(moments, 5)):
         async with sessions() as session:
