@@ -30,7 +30,7 @@ state as ``evaluate``: property tests hold the two equal.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
@@ -41,7 +41,18 @@ from shared.domain.milestones import NOT_STARTED, RuleProgress, completion
 from shared.domain.plans import Milestone, Plan
 from shared.domain.rules import matches
 from shared.domain.state import MilestoneStatus, OnboardingState
-from shared.domain.trail import Trail, TrailStats, could_complete, trail_progress
+from shared.domain.trail import (
+    Slide,
+    SlideRows,
+    Tally,
+    Trail,
+    TrailStats,
+    could_complete,
+    slid,
+    trail_progress,
+)
+
+SLIDE_SPAN = timedelta(hours=6)  # the most event time a slide reads; beyond it, sum again
 
 
 def rules_digest(plan: Plan) -> str:
@@ -62,6 +73,8 @@ class Prior:
     state: OnboardingState  # made at ``state.as_of`` under a plan with the same rules
     fresh: Sequence[EventObserved]  # every event stored since (any time), rule names at least
     ahead: datetime | None  # the earliest event after ``state.as_of`` when it was made
+    seq: int = 0  # the account's insert number it was made at (``fresh``: numbered after)
+    tallies: Mapping[str, Tally] = field(default_factory=dict)  # by milestone, made with it
 
 
 @dataclass(frozen=True)
@@ -73,6 +86,19 @@ class Span:
     until: datetime
 
 
+Need = Span | Trail | Slide  # a read a fold asks the shell for
+
+
+@dataclass(frozen=True)
+class Folding:
+    """A fold's outcome: the state and the tallies of its unfinished rolling rules (by
+    milestone, to keep in the fold record), or no state and the reads it still needs."""
+
+    state: OnboardingState | None
+    needs: list[Need]
+    tallies: dict[str, Tally]
+
+
 @dataclass
 class Loaded:
     """The events read so far (by name, then id), the spans they cover, and the trails
@@ -81,6 +107,7 @@ class Loaded:
     spans: list[Span] = field(default_factory=list)
     events: dict[str, dict[str, EventObserved]] = field(default_factory=dict)
     trails: dict[Trail, TrailStats] = field(default_factory=dict)
+    slides: dict[Slide, SlideRows] = field(default_factory=dict)
 
     def add(self, span: Span, events: Iterable[EventObserved]) -> None:
         self.spans.append(span)
@@ -89,6 +116,9 @@ class Loaded:
 
     def add_trail(self, trail: Trail, stats: TrailStats) -> None:
         self.trails[trail] = stats
+
+    def add_slide(self, slide: Slide, rows: SlideRows) -> None:
+        self.slides[slide] = rows
 
     def covers(self, name: str, since: datetime, until: datetime) -> bool:
         return any(name in s.names and s.since <= since and until <= s.until for s in self.spans)
@@ -155,16 +185,47 @@ def _trail(m: Milestone, signed: datetime, prior: Prior, now: datetime) -> Trail
     return Trail(rule.events, min(wide, since), since, now)
 
 
+def _slide(m: Milestone, trail: Trail, prior: Prior, now: datetime) -> Slide | None:
+    """The read that slides ``m``'s tally kept with ``prior`` to ``trail``'s window, where
+    it reads less than summing the trail would: at most ``SLIDE_SPAN`` of event time left
+    behind (the wide span's earlier events included) or come since."""
+    kept = prior.tallies.get(m.key)
+    then = prior.state.as_of
+    if kept is None or kept.until != then or now - then > SLIDE_SPAN:
+        return None
+    reach = min(trail.wide, kept.since)
+    if trail.since - reach > SLIDE_SPAN:
+        return None
+    return Slide(trail.names, prior.seq, reach, kept.since, trail.since, then, now)
+
+
+def _slid_stats(
+    m: Milestone, trail: Trail, slide: Slide, rows: SlideRows, prior: Prior
+) -> tuple[Tally, TrailStats] | None:
+    """The tally slid by ``rows`` and the events stored since, and the trail's answer
+    from it (None: it does not slide; sum the trail instead)."""
+    rule = m.rule
+    assert rule is not None
+    fresh = [e for e in prior.fresh if matches(rule, e)]
+    tally = slid(prior.tallies[m.key], rows, fresh, slide.since1, slide.until1)
+    if tally is None:
+        return None
+    beyond = [r for r in rows.before if r[0][0] >= trail.wide]
+    beyond += [((e.at, e.id), e.user_id) for e in fresh if trail.wide <= e.at < trail.since]
+    return tally, tally.stats(beyond)
+
+
 def progress_source(
     registration: OnboardingRegistered,
     prior: Prior | None,
     loaded: Loaded,
     now: datetime,
-    needs: list[Span | Trail],
+    needs: list[Need],
+    tallies: dict[str, Tally],
 ) -> ProgressOf:
     """A ``ProgressOf`` that reuses ``prior`` where it still holds, computes from ``loaded``
-    where that covers the window, and else records the ``Span`` or ``Trail`` it lacks in
-    ``needs``."""
+    where that covers the window, and else records the ``Span``, ``Trail`` or ``Slide`` it
+    lacks in ``needs``; the tallies of unfinished rolling rules it made go to ``tallies``."""
     signed = registration.at
     before = {s.key: s for s in prior.state.milestones} if prior else {}
     then = prior.state.as_of if prior else None
@@ -206,13 +267,29 @@ def progress_source(
                     return _kept(was)
                 if rolling and not manual:
                     if was.count == 0 and quiet and not fresh_hit(m, now):
-                        return _empty_trail(now, span_days)  # nothing in any window since
+                        empty = _empty_trail(now, span_days)  # nothing in any window since
+                        assert empty.window_opens_at is not None
+                        tallies[m.key] = Tally(max(signed, empty.window_opens_at), now, 0, {}, ())
+                        return empty
                     assert prior is not None
                     trail = _trail(m, signed, prior, now)
-                    stats = loaded.trails.get(trail) if trail is not None else None
+                    stats = None
+                    slide = _slide(m, trail, prior, now) if trail is not None else None
+                    if trail is not None and slide is not None:
+                        rows = loaded.slides.get(slide)
+                        if rows is None:
+                            needs.append(slide)
+                            return NOT_STARTED
+                        made = _slid_stats(m, trail, slide, rows, prior)
+                        if made is not None:
+                            tallies[m.key], stats = made
                     if trail is not None and stats is None:
-                        needs.append(trail)
-                        return NOT_STARTED
+                        stats = loaded.trails.get(trail)
+                        if stats is None:
+                            needs.append(trail)
+                            return NOT_STARTED
+                        if stats.tally is not None:
+                            tallies[m.key] = stats.tally
                     if stats and not could_complete(stats, rule.min_count, rule.min_distinct_users):
                         return trail_progress(stats, now, span_days)
                     since = _reach(m, signed, prior)
@@ -226,13 +303,13 @@ def progress_source(
 
 def trailing(
     plan: Plan, registration: OnboardingRegistered, prior: Prior, now: datetime
-) -> list[Span | Trail]:
+) -> list[Need]:
     """The reads a fold from ``prior`` will ask for whatever else changed (read up front:
-    one round, not two): each unfinished rolling rule's trail, or where none answers it,
-    its events from ``prior.as_of - days``."""
+    one round, not two): each unfinished rolling rule's slide of its kept tally, or its
+    trail, or where none answers it, its events from ``prior.as_of - days``."""
     then = prior.state.as_of
     before = {s.key: s for s in prior.state.milestones}
-    found: list[Span | Trail] = []
+    found: list[Need] = []
     for m in plan.milestones:
         rule, was = m.rule, before.get(m.key)
         window = rule.within if rule else None
@@ -240,8 +317,10 @@ def trailing(
             continue
         if was.completed_at is None and was.count and now >= then:
             trail = _trail(m, registration.at, prior, now)
-            since = _reach(m, registration.at, prior)
-            found.append(trail if trail is not None else Span(rule.events, since, now))
+            if trail is None:
+                found.append(Span(rule.events, _reach(m, registration.at, prior), now))
+            else:
+                found.append(_slide(m, trail, prior, now) or trail)
     return found
 
 
@@ -268,12 +347,16 @@ def fold_inputs(
     prior: Prior | None,
     loaded: Loaded,
     now: datetime,
-) -> tuple[OnboardingState | None, list[Span | Trail]]:
+) -> Folding:
     """``fold`` from ``signal_inputs`` made once (the shell folds a page in rounds)."""
-    needs: list[Span | Trail] = []
-    progress_of = progress_source(registration, prior, loaded, now, needs)
+    needs: list[Need] = []
+    tallies: dict[str, Tally] = {}
+    progress_of = progress_source(registration, prior, loaded, now, needs, tallies)
     state = derive(plan, registration, given, progress_of, now)
-    return (None, needs) if needs else (state, [])
+    if needs:
+        return Folding(None, needs, {})
+    open_ = {s.key for s in state.milestones if s.completed_at is None}
+    return Folding(state, [], {k: t for k, t in tallies.items() if k in open_})
 
 
 def fold(
@@ -285,11 +368,12 @@ def fold(
     loaded: Loaded,
     events_ahead: datetime | None,
     now: datetime,
-) -> tuple[OnboardingState | None, list[Span | Trail]]:
+) -> Folding:
     """``evaluate`` of this onboarding from its manual facts, its account's activity
     summaries (up to ``now``, see ``activity.upto``), the prior projection and the rule
     events read so far; ``events_ahead``: its account's earliest event after ``now``.
 
-    Returns the state, or ``None`` and the spans still to read."""
+    Returns the state and the tallies to keep with it, or ``None`` and the reads still to
+    make."""
     given = signal_inputs(registration, manual, days, events_ahead, now)
     return fold_inputs(plan, registration, given, prior, loaded, now)

@@ -22,9 +22,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.domain.activity import straddles, upto
 from shared.domain.codec import state_from_dict
-from shared.domain.facts import OnboardingRegistered
+from shared.domain.facts import EventObserved, OnboardingRegistered
 from shared.domain.folding import (
+    Folding,
     Loaded,
+    Need,
     Prior,
     Span,
     fold_inputs,
@@ -36,7 +38,7 @@ from shared.domain.folding import (
 from shared.domain.plans import Plan
 from shared.domain.state import OnboardingState
 from shared.domain.stored_state import StoredState
-from shared.domain.trail import Trail
+from shared.domain.trail import Slide, Tally, Trail
 from shared.storage import account_events, activity_days
 from shared.storage.onboardings import OnboardingRepository
 from shared.storage.projections import ProjectionRepository
@@ -88,7 +90,7 @@ async def fold_page(
         if r.onboarding_id in priors:
             seen = int(priors[r.onboarding_id][1]["seq"])
             after[r.account_id] = min(seen, after.get(r.account_id, seen))
-    fresh = await account_events.stored_since(session, after, rule_names(p for _, p in chosen))
+    numbered = await account_events.stored_since(session, after, rule_names(p for _, p in chosen))
     champions = {(r.account_id, r.champion_user_id) for r, _ in chosen}
     days = await activity_days.compacted_days(session, champions, now.date())
     straddling = {a for a, c in champions if straddles(days[a, c], now)}
@@ -109,12 +111,10 @@ async def fold_page(
         [r.onboarding_id for r, _ in chosen], until=now if as_of else None
     )
     loaded = {a: Loaded() for a in accounts}
-    done: dict[str, OnboardingState] = {}
+    done: dict[str, Folding] = {}
     folded_priors = {
-        r.onboarding_id: Prior(
-            priors[r.onboarding_id][0],
-            fresh[r.account_id],
-            _moment(priors[r.onboarding_id][1].get("ahead")),
+        r.onboarding_id: _prior(
+            *priors[r.onboarding_id], numbered[r.account_id], seqs[r.account_id]
         )
         for r, _ in chosen
         if r.onboarding_id in priors
@@ -126,12 +126,12 @@ async def fold_page(
         for r, p in chosen
         if rule_names([p]) and r.at <= now
     }
-    first: list[tuple[str, Span | Trail]] = [w for i, w in whole.items() if i not in priors]
+    first: list[tuple[str, Need]] = [w for i, w in whole.items() if i not in priors]
     for r, p in chosen:
         if r.onboarding_id in folded_priors:
             wanted = trailing(p, r, folded_priors[r.onboarding_id], now)
             first += [(r.account_id, need) for need in wanted]
-    await _read(session, first, loaded)
+    await _read(session, first, loaded, seqs)
     given = {
         r.onboarding_id: signal_inputs(
             r,
@@ -143,31 +143,30 @@ async def fold_page(
         for r, _ in chosen
     }
     for last in range(MAX_ROUNDS + 1):
-        needed: list[tuple[str, Span | Trail]] = []
+        needed: list[tuple[str, Need]] = []
         for r, plan in chosen:
             if r.onboarding_id in done:
                 continue
             prior = folded_priors.get(r.onboarding_id)
-            found, needs = fold_inputs(
-                plan, r, given[r.onboarding_id], prior, loaded[r.account_id], now
-            )
-            if found is not None:
+            found = fold_inputs(plan, r, given[r.onboarding_id], prior, loaded[r.account_id], now)
+            if found.state is not None:
                 done[r.onboarding_id] = found
-            needed += [(r.account_id, need) for need in needs]
+            needed += [(r.account_id, need) for need in found.needs]
         if not needed:
             break
         if last == MAX_ROUNDS:
             raise RuntimeError("folding did not settle although every rule event was read")
         if last == MAX_ROUNDS - 1:  # the last resort: every rule event, and the trails asked
-            needed = [*whole.values(), *((a, n) for a, n in needed if isinstance(n, Trail))]
-        await _read(session, needed, loaded)
+            needed = [*whole.values(), *((a, n) for a, n in needed if not isinstance(n, Span))]
+        await _read(session, needed, loaded, seqs)
     return [
         Folded(
-            done[r.onboarding_id],
+            _settled(done[r.onboarding_id]),
             {
                 "seq": seqs[r.account_id],
                 "digest": digests[r.onboarding_id],
                 "ahead": _iso(ahead[r.account_id]),
+                "tallies": {k: _tally_record(t) for k, t in done[r.onboarding_id].tallies.items()},
             },
             previous[r.onboarding_id],
         )
@@ -175,13 +174,69 @@ async def fold_page(
     ]
 
 
+def _settled(folding: Folding) -> OnboardingState:
+    assert folding.state is not None
+    return folding.state
+
+
+def _prior(
+    state: OnboardingState,
+    record: Mapping[str, Any],
+    numbered: Sequence[tuple[int, EventObserved]],
+    seq: int,
+) -> Prior:
+    """The prior from a stored state and its fold record; ``numbered``: its account's rule
+    events stored since the page's least record, with their numbers (``seq``: the page's).
+    Only those numbered after the record's and up to the page's are fresh: a tally kept
+    with it holds those up to its number, and the next record holds up to ``seq``."""
+    seen = int(record["seq"])
+    return Prior(
+        state,
+        [e for n, e in numbered if seen < n <= seq],
+        _moment(record.get("ahead")),
+        seen,
+        _tallies(record.get("tallies")),
+    )
+
+
+def _tally_record(tally: Tally) -> dict[str, Any]:
+    return {
+        "since": tally.since.isoformat(),
+        "until": tally.until.isoformat(),
+        "count": tally.count,
+        "users": [[u, n, at.isoformat(), i] for u, (n, (at, i)) in tally.users.items()],
+        "latest": [[at.isoformat(), i] for at, i in tally.latest],
+    }
+
+
+def _tallies(records: Any) -> dict[str, Tally]:
+    """The tallies of a fold record (none when it has none or one does not decode: the
+    trail is then summed again)."""
+    if not isinstance(records, dict):
+        return {}
+    try:
+        return {
+            key: Tally(
+                datetime.fromisoformat(r["since"]),
+                datetime.fromisoformat(r["until"]),
+                int(r["count"]),
+                {u: (int(n), (datetime.fromisoformat(at), i)) for u, n, at, i in r["users"]},
+                tuple((datetime.fromisoformat(at), i) for at, i in r["latest"]),
+            )
+            for key, r in records.items()
+        }
+    except (KeyError, TypeError, ValueError):
+        return {}
+
+
 async def _read(
     session: AsyncSession,
-    wanted: Sequence[tuple[str, Span | Trail]],
+    wanted: Sequence[tuple[str, Need]],
     loaded: Mapping[str, Loaded],
+    seqs: Mapping[str, int],
 ) -> None:
-    """Read the spans (one query for all of them) into each account's ``Loaded``, and the
-    trails (one more)."""
+    """Read the spans (one query for all of them) into each account's ``Loaded``, the
+    trails (one more; their events numbered up to the page's ``seqs``) and the slides."""
     spans = [(a, s) for a, s in wanted if isinstance(s, Span)]
     if spans:
         rows = [(a, n, s.since, s.until) for a, s in spans for n in s.names]
@@ -192,8 +247,11 @@ async def _read(
                 (e for e in read[a] if e.name in span.names and span.since <= e.at <= span.until),
             )
     trails = [(a, t) for a, t in wanted if isinstance(t, Trail)]
-    for (a, trail), stats in (await account_events.trails(session, trails)).items():
+    for (a, trail), stats in (await account_events.trails(session, trails, seqs)).items():
         loaded[a].add_trail(trail, stats)
+    slides = [(a, s) for a, s in wanted if isinstance(s, Slide)]
+    for (a, slide), moved in (await account_events.slides(session, slides)).items():
+        loaded[a].add_slide(slide, moved)
 
 
 def _iso(moment: datetime | None) -> str | None:

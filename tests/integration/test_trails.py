@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from shared.domain.codec import state_to_dict
 from shared.domain.evaluate import evaluate
 from shared.domain.facts import EventObserved, OnboardingRegistered
-from shared.domain.trail import Trail, trail_stats
+from shared.domain.trail import Slide, Trail, slide_rows, trail_stats
 from shared.plan_files import default_plans
 from shared.projection.projector import project_many
 from shared.storage import account_events
@@ -50,23 +50,66 @@ async def test_trail_aggregates_equal_trail_stats_over_the_stored_events(
     sessions: async_sessionmaker[AsyncSession], seed: int
 ) -> None:
     rnd = random.Random(seed)
-    stored = {a: _events(rnd, a, rnd.randint(0, 900)) for a in ("acct-a", "acct-b")}
-    async with sessions() as session, session.begin():
-        for events in stored.values():
-            await EventRepository(session).add_many(events, source="segment", recorded_at=START)
+    numbered = await _store_in_three_inserts(sessions, rnd)
     wanted = []
     for _ in range(12):
-        account = rnd.choice(sorted(stored))
+        account = rnd.choice(sorted(numbered))
         names = rnd.choice([("Logged In",), ("Logged In", "Record Created"), ("Nothing",)])
         since = START + timedelta(hours=rnd.randint(-24, 24 * 20))
         wide = since - timedelta(hours=rnd.choice([0, 0, rnd.randint(0, 24 * 9)]))
         until = since + timedelta(hours=rnd.randint(0, 24 * 9))
         wanted.append((account, Trail(names, wide, since, until)))
+    seqs = {a: rnd.randint(0, 3) for a in numbered}
     async with sessions() as session:
-        read = await account_events.trails(session, wanted)
+        read = await account_events.trails(session, wanted, seqs)
     assert len(read) == len(set(wanted))
     for account, trail in wanted:
-        assert read[account, trail] == trail_stats(trail, stored[account])
+        upto = [e for e, n in numbered[account] if n <= seqs[account]]
+        assert read[account, trail] == trail_stats(trail, upto)
+    assert any(s.tally is not None and s.tally.count for s in read.values())
+
+
+@pytest.mark.parametrize("seed", range(3))
+async def test_slide_rows_equal_slide_rows_over_the_stored_events(
+    sessions: async_sessionmaker[AsyncSession], seed: int
+) -> None:
+    rnd = random.Random(seed)
+    numbered = await _store_in_three_inserts(sessions, rnd)
+    wanted = []
+    for _ in range(12):
+        account = rnd.choice(sorted(numbered))
+        names = rnd.choice([("Logged In",), ("Logged In", "Record Created"), ("Nothing",)])
+        since0 = START + timedelta(hours=rnd.randint(-24, 24 * 20))
+        until0 = since0 + timedelta(hours=rnd.randint(0, 24 * 7))
+        step = timedelta(hours=rnd.randint(0, 24 * 3))
+        since1, until1 = since0 + step, until0 + step
+        reach = since0 - timedelta(hours=rnd.choice([0, rnd.randint(0, 48)]))
+        seq = rnd.randint(0, 3)
+        wanted.append((account, Slide(names, seq, reach, since0, since1, until0, until1)))
+    async with sessions() as session:
+        read = await account_events.slides(session, wanted)
+    assert len(read) == len(set(wanted))
+    for account, slide in wanted:
+        assert read[account, slide] == slide_rows(slide, numbered[account])
+    assert any(any(m is not None for m in r.nexts.values()) for r in read.values())
+
+
+async def _store_in_three_inserts(
+    sessions: async_sessionmaker[AsyncSession], rnd: random.Random
+) -> dict[str, list[tuple[EventObserved, int]]]:
+    """Two accounts' random events stored in three inserts each (insert numbers 1 to 3)."""
+    numbered: dict[str, list[tuple[EventObserved, int]]] = {}
+    for account in ("acct-a", "acct-b"):
+        events = _events(rnd, account, rnd.randint(0, 900))
+        cuts = sorted(rnd.randint(0, len(events)) for _ in range(2))
+        parts = [events[: cuts[0]], events[cuts[0] : cuts[1]], events[cuts[1] :]]
+        numbered[account] = []
+        for seq, part in enumerate(parts, start=1):
+            async with sessions() as session, session.begin():
+                repository = EventRepository(session)
+                await repository.add_many(part or events[:1], source="segment", recorded_at=START)
+            numbered[account] += [(e, seq) for e in part]
+    return numbered
 
 
 async def test_a_live_stream_of_logins_folds_to_evaluate(

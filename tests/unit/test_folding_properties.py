@@ -12,16 +12,18 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from unittest.mock import patch
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from shared.domain import folding
 from shared.domain.activity import ActivityDay, compact, straddles, summarize, upto
 from shared.domain.evaluate import evaluate
 from shared.domain.facts import EventObserved, Fact
-from shared.domain.folding import Loaded, Prior, fold
+from shared.domain.folding import Folding, Loaded, Prior, fold
 from shared.domain.state import MilestoneStatus, OnboardingState
-from shared.domain.trail import Trail, trail_stats
+from shared.domain.trail import Slide, Tally, Trail, slide_rows, trail_stats
 
 from .factories import PLANS, amend, day, event, evidence, pause, registration, resume
 
@@ -69,6 +71,17 @@ manual = st.one_of(
 )
 
 
+@dataclass(frozen=True)
+class Kept:
+    """What a projection stores: its state and fold record (insert number, first event
+    after its moment, tallies)."""
+
+    state: OnboardingState
+    seq: int
+    ahead: datetime | None
+    tallies: dict[str, Tally]
+
+
 @dataclass
 class Store:
     """What the database holds: facts in insertion order, cut into committed batches."""
@@ -80,6 +93,16 @@ class Store:
 
     def events(self, batch: int) -> list[EventObserved]:
         return list({f.id: f for f in self.upto(batch) if isinstance(f, EventObserved)}.values())
+
+    def numbered(self, batch: int) -> list[tuple[EventObserved, int]]:
+        """Each stored event with its insert number: the batch that first stored it (a
+        duplicate keeps the first one's)."""
+        found: dict[str, tuple[EventObserved, int]] = {}
+        for n, b in enumerate(self.batches[: batch + 1]):
+            for f in b:
+                if isinstance(f, EventObserved):
+                    found.setdefault(f.id, (f, n))
+        return list(found.values())
 
 
 def _days(
@@ -102,11 +125,12 @@ def _project(
     store: Store,
     batch: int,
     now: datetime,
-    prior: tuple[OnboardingState, int, datetime | None] | None,
+    prior: Kept | None,
     as_of: bool = False,
     compacted: bool = True,
-) -> tuple[OnboardingState, int]:
-    """Fold as the projector does, reading spans from the store; the number of reads."""
+) -> tuple[Folding, int]:
+    """Fold as the projector does, reading spans, trails and slides from the store (events
+    numbered up to ``batch``); the outcome and the number of reads."""
     plan, reg = PLANS[plan_key], registration(plan_key)
     facts = store.upto(batch)
     events = store.events(batch)
@@ -115,16 +139,17 @@ def _project(
         events = [e for e in events if e.at <= now]
     manual_facts = [f for f in facts if not isinstance(f, EventObserved)]
     folded_prior = None
+    numbered = store.numbered(batch)
+    if as_of:
+        numbered = [(e, n) for e, n in numbered if e.at <= now]
     if prior is not None:
-        state, seen, ahead = prior
-        fresh = [f for b in store.batches[seen + 1 : batch + 1] for f in b]
-        fresh_events = [f for f in fresh if isinstance(f, EventObserved)]
-        folded_prior = Prior(state, fresh_events, ahead)
+        fresh = [e for e, n in numbered if n > prior.seq]
+        folded_prior = Prior(prior.state, fresh, prior.ahead, prior.seq, prior.tallies)
     ahead_at = None if as_of else min((e.at for e in events if e.at > now), default=None)
     loaded = Loaded()
     reads = 0
     for _ in range(10):
-        state, needs = fold(
+        folding = fold(
             plan,
             reg,
             manual_facts,
@@ -134,12 +159,15 @@ def _project(
             ahead_at,
             now,
         )
-        if state is not None:
-            return state, reads
-        for need in needs:
+        if folding.state is not None:
+            return folding, reads
+        for need in folding.needs:
             reads += 1
             if isinstance(need, Trail):
                 loaded.add_trail(need, trail_stats(need, events))
+                continue
+            if isinstance(need, Slide):
+                loaded.add_slide(need, slide_rows(need, numbered))
                 continue
             loaded.add(
                 need,
@@ -181,31 +209,44 @@ def histories(draw: st.DrawFn) -> tuple[str, Store, list[datetime]]:
 
 
 @settings(max_examples=EXAMPLES, deadline=None)
-@given(histories(), st.floats(min_value=-2.0, max_value=140.0), st.booleans())
+@given(histories(), st.floats(min_value=-2.0, max_value=140.0), st.booleans(), st.booleans())
 def test_folding_batch_by_batch_equals_evaluate_over_all_facts(
-    history, as_of_day, compacted
+    history, as_of_day, compacted, far_slides
+) -> None:
+    # Whether a kept tally slides or its trail is summed again is a matter of cost only
+    # (``SLIDE_SPAN``); sliding over any distance must give the same answers.
+    span = timedelta(days=400) if far_slides else folding.SLIDE_SPAN
+    with patch.object(folding, "SLIDE_SPAN", span):
+        _fold_batch_by_batch(history, as_of_day, compacted)
+
+
+def _fold_batch_by_batch(
+    history: tuple[str, Store, list[datetime]], as_of_day: float, compacted: bool
 ) -> None:
     plan_key, store, nows = history
     plan, reg = PLANS[plan_key], registration(plan_key)
     prior = None
     for batch, now in enumerate(nows):
-        state, _ = _project(plan_key, store, batch, now, prior, compacted=compacted)
-        assert state == evaluate(plan, reg, store.upto(batch), now)
+        folding, _ = _project(plan_key, store, batch, now, prior, compacted=compacted)
+        assert folding.state == evaluate(plan, reg, store.upto(batch), now)
         ahead = min((e.at for e in store.events(batch) if e.at > now), default=None)
-        prior = (state, batch, ahead)
+        prior = _kept(folding, batch, ahead)
     last = len(nows) - 1
     as_of = day(as_of_day)
     past, _ = _project(plan_key, store, last, as_of, prior, as_of=True, compacted=compacted)
-    assert past == evaluate(plan, reg, [f for f in store.upto(last) if f.at <= as_of], as_of)
+    expected = evaluate(plan, reg, [f for f in store.upto(last) if f.at <= as_of], as_of)
+    assert past.state == expected
 
 
 @st.composite
 def crowds(draw: st.DrawFn) -> tuple[str, Store, list[datetime]]:
     """Many users logging in over a few weeks, stored in many small batches with the clock
     moving a little each time: rolling rules stay open for a while, then complete, so their
-    trail aggregates and the completions they bound are both exercised."""
+    trail aggregates, the tallies slid from them and the completions they bound are all
+    exercised."""
     start = draw(st.floats(min_value=0.0, max_value=20.0))
-    users = st.sampled_from([*USERS, None])
+    # Few users keep a rolling rule open for the whole stream: its tally slides along.
+    users = st.sampled_from([*USERS[: draw(st.integers(1, len(USERS)))], None])
     facts: list[Fact] = [
         event(round(start + draw(st.floats(-1.0, 30.0)), 4), "Logged In", draw(users))
         for _ in range(draw(st.integers(10, 160)))
@@ -231,12 +272,12 @@ def crowds(draw: st.DrawFn) -> tuple[str, Store, list[datetime]]:
 
 
 @settings(max_examples=EXAMPLES, deadline=None)
-@given(crowds(), st.floats(min_value=0.0, max_value=60.0), st.booleans())
+@given(crowds(), st.floats(min_value=0.0, max_value=60.0), st.booleans(), st.booleans())
 def test_folding_crowds_of_logins_equals_evaluate_over_all_facts(
-    history, as_of_day, compacted
+    history, as_of_day, compacted, far_slides
 ) -> None:
     test_folding_batch_by_batch_equals_evaluate_over_all_facts.hypothesis.inner_test(
-        history, as_of_day, compacted
+        history, as_of_day, compacted, far_slides
     )
 
 
@@ -251,20 +292,20 @@ def test_a_tick_that_only_moves_the_clock_reads_no_events() -> None:
     store = Store([history])
     first, reads = _project("smb", store, 0, day(8), None)
     assert reads > 0
-    ahead = None
-    ticked, reads = _project("smb", store, 0, day(15), (first, 0, ahead))
+    ticked, reads = _project("smb", store, 0, day(15), _kept(first, 0, None))
     assert reads == 0
-    assert ticked == evaluate(PLANS["smb"], registration("smb"), history, day(15))
-    assert ticked.escalations  # the clock alone fired something: technical completion late
+    assert ticked.state == evaluate(PLANS["smb"], registration("smb"), history, day(15))
+    assert ticked.state.escalations  # the clock alone fired something: technical completion late
 
 
 def test_an_event_ahead_of_now_counts_when_its_moment_comes() -> None:
     ahead = day(10) + timedelta(seconds=20)
     store = Store([[event(1, "Kickoff Call Completed"), event(ahead, "Integration Connected")]])
     before, _ = _project("smb", store, 0, day(10), None)
-    assert before.next_due_at == ahead
-    after, _ = _project("smb", store, 0, before.next_due_at, (before, 0, ahead))
-    status = next(m for m in after.milestones if m.key == "integration_connected")
+    assert before.state and before.state.next_due_at == ahead
+    after, _ = _project("smb", store, 0, ahead, _kept(before, 0, ahead))
+    assert after.state is not None
+    status = next(m for m in after.state.milestones if m.key == "integration_connected")
     assert status.completed_at == ahead
 
 
@@ -274,10 +315,15 @@ def test_an_event_stored_ahead_completes_a_rolling_rule_once_its_moment_has_pass
     logins = [event(9 + n, "Logged In", f"u{n:02d}") for n in range(1, 5)]
     store = Store([[*logins, event(16, "Logged In", "u05")], []])
     first, _ = _project("smb", store, 0, day(14), None)
-    assert _status(first, "team_adoption").completed_at is None
-    later, _ = _project("smb", store, 1, day(25), (first, 0, day(16)))
-    assert later == evaluate(PLANS["smb"], registration("smb"), store.upto(1), day(25))
-    assert _status(later, "team_adoption").completed_at == day(16)
+    assert first.state and _status(first.state, "team_adoption").completed_at is None
+    later, _ = _project("smb", store, 1, day(25), _kept(first, 0, day(16)))
+    assert later.state == evaluate(PLANS["smb"], registration("smb"), store.upto(1), day(25))
+    assert _status(later.state, "team_adoption").completed_at == day(16)
+
+
+def _kept(folding: Folding, seq: int, ahead: datetime | None) -> Kept:
+    assert folding.state is not None
+    return Kept(folding.state, seq, ahead, folding.tallies)
 
 
 def _status(state: OnboardingState, key: str) -> MilestoneStatus:
