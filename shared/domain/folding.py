@@ -17,7 +17,8 @@
   projection or the earliest such event: its events from there on suffice (``_reach``).
   Most often an aggregate of them does (``trail``): when no window in that span can meet
   the rule, the progress at ``now`` is the trailing window's count, users and evidence,
-  which the database sums up.
+  which the database sums up, or which the tally kept with the prior gives once slid
+  forward by the events that left the window and came into it (``Slide``).
 - Manual evidence: a milestone with confirmations is reused only if they are the same ones
   and its rule has no rolling window; else its window is read whole.
 

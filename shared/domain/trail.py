@@ -16,6 +16,10 @@ events read and walked.
 
 ``trail_stats`` computes the aggregate from events (the reference, and SQLite's path);
 property tests hold it, and the database's, to ``milestones.rule_progress``.
+
+Summed each time, the trail costs what the window holds; a window that a live stream fills
+grows until it is ``days`` long. So the aggregate is kept per user as a ``Tally`` with the
+fold record and slid forward (``slid``) by the few rows that changed (``Slide``).
 """
 
 from __future__ import annotations
