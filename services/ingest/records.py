@@ -26,12 +26,15 @@ from services.ingest.outcome import DeadLetter, IngestResult
 from services.ingest.store import store_events
 from shared.analytics.event import fits_every_limit
 from shared.analytics.normalize import (
+    SEGMENT,
     InvalidMessage,
     NormalizedEvent,
+    detect_source,
     normalize_record,
     split_segment_batch,
 )
 from shared.analytics.registration import contract_terms, is_contract_signed
+from shared.analytics.segment import well_formed
 from shared.bus.outages import is_outage
 from shared.config import Settings
 from shared.domain.plans import Plan
@@ -146,10 +149,15 @@ class Decoded:
 
 
 def decode_records(records: Sequence[tuple[Record, datetime]], options: IngestOptions) -> Decoded:
-    """Decode each ``(record, received_at)``; no I/O."""
+    """Decode each ``(record, received_at)``; no I/O. Gives what ``decode`` gives record by
+    record: a common record is read in one pass (``_common``), any other through ``decode``."""
     decoded = Decoded(records)
     events, origins, dead = decoded.events, decoded.origins, decoded.dead
     for index, (raw, received_at) in enumerate(records):
+        if (event := _common(raw, received_at, options)) is not None:
+            events.append(event)
+            origins.append((index, 0))
+            continue
         for position, outcome in enumerate(decode(raw, received_at, options)):
             if outcome.__class__ is DeadLetter:
                 dead.append(DeadLetter(index, outcome.reason, outcome.error, outcome.original))
@@ -157,6 +165,25 @@ def decode_records(records: Sequence[tuple[Record, datetime]], options: IngestOp
                 events.append(outcome)
                 origins.append((index, position))
     return decoded
+
+
+def _common(raw: Record, received_at: datetime, options: IngestOptions) -> NormalizedEvent | None:
+    """The event of a common record — the bytes of one Segment message within every limit,
+    of the shape ``well_formed`` reads — without ``decode``'s layers (a third of the
+    consumer's decoding time); None for any other record, or one that is refused, which
+    ``decode`` then reads (again) and reports exactly."""
+    if raw.__class__ is not bytes or not fits_every_limit(raw):
+        return None
+    try:
+        message = orjson.loads(raw)
+        if message.__class__ is not dict or "batch" in message or detect_source(message) != SEGMENT:
+            return None
+        event = well_formed(message, received_at, options.max_clock_skew_days)
+        if event is not None and is_contract_signed(event):
+            contract_terms(event.properties, options.plan_keys)
+    except Exception:  # refused: ``decode`` gives the dead letter
+        return None
+    return event
 
 
 async def store_decoded(

@@ -9,7 +9,6 @@ still have no account are parked and moved to ``events`` when their user is link
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime
@@ -40,12 +39,30 @@ def _row(event: NormalizedEvent | UnattributedEvent, account_id: str) -> EventRo
     return (event.id, account_id, event.user_id, event.name or "", event.at, event.properties)
 
 
+def _by_kind(
+    events: Sequence[NormalizedEvent],
+) -> tuple[list[NormalizedEvent], list[NormalizedEvent], list[NormalizedEvent]]:
+    """The batch's usage events, identity statements and group profile (``account``)
+    statements, each in batch order: one pass instead of one per kind."""
+    usage: list[NormalizedEvent] = []
+    statements: list[NormalizedEvent] = []
+    profiles: list[NormalizedEvent] = []
+    for e in events:
+        kind = e.type
+        if kind in USAGE_TYPES:
+            usage.append(e)
+        elif kind in _IDENTITY_TYPES:
+            statements.append(e)
+        elif kind == "account":
+            profiles.append(e)
+    return usage, statements, profiles
+
+
 async def _links(
-    identities: IdentityRepository, events: Sequence[NormalizedEvent], account_property: str
+    identities: IdentityRepository, statements: Sequence[NormalizedEvent], account_property: str
 ) -> dict[str, tuple[str, datetime]]:
     """The batch's identity statements in event-time order → user → (account, time), the
     latest per user (an alias takes its previous id's account as linked so far)."""
-    statements = [e for e in events if e.type in _IDENTITY_TYPES]  # only these link users
     aliased = {
         e.previous_id
         for e in statements
@@ -79,9 +96,9 @@ async def store_events(
     """
     identities = IdentityRepository(session)
     stored = IngestResult()
-    links = await _links(identities, events, account_property)
+    usage, statements, profiled = _by_kind(events)
+    links = await _links(identities, statements, account_property)
 
-    usage = [e for e in events if e.type in USAGE_TYPES]
     named = {e.id: account_named_by(e, account_property) for e in usage}
     users = {e.user_id for e in usage if not named[e.id]} - links.keys()
     accounts: dict[str, str | None] = dict(await identities.accounts_of(users))
@@ -90,14 +107,16 @@ async def store_events(
         accounts.update(await identities.link_and_claim(links, claim=unknown))
 
     attributed: list[EventRow] = []  # in batch order (the first registration wins)
-    by_source: dict[str, list[EventRow]] = defaultdict(list)  # the same rows, per source
+    by_source: dict[str, list[EventRow]] = {}  # the same rows, per source
     parked: list[UnattributedEvent] = []
     for e in usage:
         account = named[e.id] or accounts.get(e.user_id)
         if account:
-            row = _row(e, account)
+            row: EventRow = (e.id, account, e.user_id, e.name or "", e.at, e.properties)
             attributed.append(row)
-            by_source[e.source].append(row)
+            if (rows := by_source.get(e.source)) is None:
+                rows = by_source[e.source] = []
+            rows.append(row)
         else:
             parked.append(
                 UnattributedEvent(e.id, e.user_id, e.name or "", e.at, e.properties, e.source)
@@ -108,7 +127,7 @@ async def store_events(
             for w in waiting:
                 row = _row(w, account)
                 attributed.append(row)
-                by_source[w.source].append(row)
+                by_source.setdefault(w.source, []).append(row)
 
     if parked:
         new_parked = await identities.add_pending(parked, recorded_at)
@@ -125,7 +144,7 @@ async def store_events(
     for user in links:
         if account := accounts.get(user):
             touched.setdefault(account, [])
-    profiles = _profile_updates(events)
+    profiles = _profile_updates(profiled)
     if profiles:
         await AccountProfileRepository(session).apply(profiles)
         for profile in profiles:
@@ -157,9 +176,10 @@ async def _register(
 ) -> None:
     """One statement for every Contract Signed of the batch (first registration wins)."""
     signed = []
-    for event_id, account_id, _, name, at, properties in attributed:
-        if name != CONTRACT_SIGNED:
+    for row in attributed:
+        if row[3] != CONTRACT_SIGNED:  # the name: most rows are not, so not unpacked
             continue
+        event_id, account_id, _, _, at, properties = row
         try:
             terms = contract_terms(properties, plan_keys)
         except InvalidMessage as error:  # only parked events can get here: plans changed since

@@ -53,7 +53,7 @@ def normalize_segment(
     if kind not in TYPES:
         shown = "missing" if kind is None else repr(kind)[:40]
         raise InvalidMessage("unsupported_type", f"message type is {shown}", "type")
-    if (event := _well_formed(message, kind, received_at, max_clock_skew_days)) is not None:
+    if (event := well_formed(message, received_at, max_clock_skew_days)) is not None:
         return event
     user_id = identifier(message, "userId", "invalid_user") or identifier(
         message, "anonymousId", "invalid_user"
@@ -100,53 +100,63 @@ def _unless_timed(message: Mapping[str, Any], received_at: datetime) -> datetime
     return None if timed else received_at
 
 
-def _id_or_none(value: Any, max_length: int = MAX_ID_LENGTH) -> bool:
-    return value is None or (value.__class__ is str and 0 < len(value) <= max_length)
-
-
-def _object_or_none(value: Any) -> bool:
-    return value is None or value.__class__ is dict
-
-
-def _well_formed(
-    message: dict[str, Any], kind: str, received_at: datetime, max_clock_skew_days: float
+def well_formed(
+    message: dict[str, Any], received_at: datetime, max_clock_skew_days: float
 ) -> NormalizedEvent | None:
     """The common shape (a track, identify or group call whose ids are strings and whose
     objects are objects) read in one pass; None sends anything else through the field by
-    field checks above, which then report the first problem exactly as they always do."""
+    field checks of ``normalize_segment``, which then report the first problem exactly as
+    they always do. Only the times can raise, after every shape check has passed (as the
+    field checks would raise them too). Its own ``type`` check makes it safe to call on any
+    object of Segment's shape: the consumer reads its common records with it directly."""
     get = message.get
+    kind = get("type")
+    if kind == "track":
+        name = get("event")
+        if not (name.__class__ is str and len(name) <= MAX_ID_LENGTH and name.strip()):
+            return None
+    elif kind == "identify" or kind == "group":
+        if get("name") is not None or get("category") is not None:
+            return None
+        name = None
+    else:
+        return None
     user_id = get("userId")
     message_id = get("messageId")
     group_id = get("groupId")
     properties = get("properties")
     traits = get("traits")
     context = get("context")
-    context_group_id = context.get("groupId") if context.__class__ is dict else None
+    integrations = get("integrations")
+    if context is None:
+        context_group_id = None
+    elif context.__class__ is dict:
+        context_group_id = context.get("groupId")
+    else:
+        return None
+    # spelled out (no helper calls): this runs once per record
     if not (
         user_id.__class__ is str
         and 0 < len(user_id) <= MAX_ID_LENGTH
         and message_id.__class__ is str
         and 0 < len(message_id) <= MAX_MESSAGE_ID_LENGTH
-        and _id_or_none(group_id)
-        and _id_or_none(context_group_id)
-        and _object_or_none(properties)
-        and _object_or_none(traits)
-        and _object_or_none(context)
-        and _object_or_none(get("integrations"))
+        and (
+            group_id.__class__ is str and 0 < len(group_id) <= MAX_ID_LENGTH
+            if group_id is not None
+            else kind != "group"
+        )
+        and (
+            context_group_id is None
+            or (context_group_id.__class__ is str and 0 < len(context_group_id) <= MAX_ID_LENGTH)
+        )
+        and (properties is None or properties.__class__ is dict)
+        and (traits is None or traits.__class__ is dict)
+        and (integrations is None or integrations.__class__ is dict)
         and get("previousId") is None
     ):
         return None
-    if kind == "track":
-        name = get("event")
-        if not (name.__class__ is str and name.strip() and len(name) <= MAX_ID_LENGTH):
-            return None
-    elif (kind == "identify" or (kind == "group" and group_id is not None)) and (
-        get("name") is None and get("category") is None
-    ):
-        name = None
-    else:
-        return None
-    received_at = received_time(message, received_at)
+    if (stamped := get(RECEIVED_AT)) is not None:  # ``received_time``, inline
+        received_at = parse_time(stamped, RECEIVED_AT)
     return NormalizedEvent(
         message_id,
         SEGMENT,

@@ -289,7 +289,7 @@ def test_the_common_shape_fast_path_gives_what_the_field_checks_give(
     from shared.analytics import segment
 
     fast = _outcome(message)
-    monkeypatch.setattr(segment, "_well_formed", lambda *args: None)
+    monkeypatch.setattr(segment, "well_formed", lambda *args: None)
     assert _outcome(message) == fast
 
 
@@ -297,9 +297,9 @@ def test_the_fast_path_takes_the_common_shapes() -> None:
     from shared.analytics import segment
 
     for message in (_TRACK, _SHAPES[1], _SHAPES[23], _SHAPES[25]):
-        kind = message["type"]
-        assert segment._well_formed(dict(message), kind, RECEIVED, 7) is not None
-    assert segment._well_formed({**_TRACK, "userId": 42}, "track", RECEIVED, 7) is None
+        assert segment.well_formed(dict(message), RECEIVED, 7) is not None
+    assert segment.well_formed({**_TRACK, "userId": 42}, RECEIVED, 7) is None
+    assert segment.well_formed({**_TRACK, "type": "page"}, RECEIVED, 7) is None
 
 
 _JSON_VALUES = st.recursive(
