@@ -15,8 +15,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from shared.domain.activity import Activity
 from shared.domain.calendar import add_days
-from shared.domain.facts import EventObserved
 from shared.domain.plans import Calendar, EscalationRule
 from shared.domain.sla import Pause, shift
 from shared.domain.state import EscalationLadder, EscalationStatus
@@ -34,7 +34,7 @@ class Context:
     completions: Mapping[str, datetime | None]  # milestone key → completed_at
     exits: Mapping[str, datetime | None]  # stage key → exited_at
     onboarded_at: datetime | None
-    events: Sequence[EventObserved]  # the account's events, sorted by (at, id)
+    events: Sequence[Activity]  # the account's events (or stand-ins), sorted by time
     champion: str | None
     pauses: tuple[Pause, ...]
     calendar: Calendar
