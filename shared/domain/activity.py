@@ -8,7 +8,8 @@ one whole day of quiet (``quiet_days >= 1``), and two events of one user on one 
 less than a day apart, so only the first and the last event of each (user, day) can start
 or end a gap that matters. ``summarize`` keeps exactly those two moments per (user, day);
 ``activity_events`` turns the summaries back into a few real (time, user) pairs that give
-the signals and escalations the same answer as every event would.
+the signals and escalations the same answer as every event would (``StandIn``: the two
+fields signals read, ``Activity``, and nothing else).
 
 A day that straddles ``now`` (some of its events after ``now``) cannot stand in for the
 events up to ``now``: the caller replaces it by the summary of that day's events up to
@@ -20,10 +21,28 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import NamedTuple, Protocol
 
 from shared.domain.facts import EventObserved
 
 NAME = "firstvalue:activity"  # the name of the stand-in events (only signals read them)
+
+
+class Activity(Protocol):
+    """What signals and escalations read of an event: when, and whose."""
+
+    @property
+    def at(self) -> datetime: ...
+
+    @property
+    def user_id(self) -> str | None: ...
+
+
+class StandIn(NamedTuple):
+    """A stand-in event of the summaries (``activity_events``): a moment and its user."""
+
+    at: datetime
+    user_id: str | None
 
 
 @dataclass(frozen=True)
@@ -76,9 +95,55 @@ def upto(
 
 def activity_events(
     account_id: str, days: Sequence[ActivityDay], champion: str | None, now: datetime
+) -> list[StandIn]:
+    """Stand-in events, all at or before ``now``, distinct and sorted by ``(at, user)``
+    (user-less first), with the same signals as the real ones (``account_id``: whose they
+    are; ``StandIn`` carries only what signals read).
+
+    Per day: the first and last event of the user-less events, of the champion, and of
+    everyone else (as the latest-active other user, whose own last event is later, so no
+    user's last moment moves); and each other user's last event. The account's first and
+    last of a day are among those (silence needs only the times; no signal reads a
+    user-less event otherwise), so no user-less stand-in repeats a moment. ``days`` must
+    not straddle ``now`` (see ``upto``). ``reference_activity_events`` states the same
+    plainly, with real ``EventObserved``; this is one pass over the rows (the projector
+    makes these for every onboarding it folds).
+    """
+    spans: dict[tuple[int, date], tuple[datetime, datetime]] = {}  # (group, day): first, last
+    last_by_user: dict[str, datetime] = {}
+    for d in days:
+        first, last, user = d.first_at, d.last_at, d.user_id
+        if last > now:
+            continue
+        if user is None:
+            group = 0
+        elif user == champion:
+            group = 1
+        else:
+            group = 2
+            seen = last_by_user.get(user)
+            if seen is None or last > seen:
+                last_by_user[user] = last
+        key = (group, d.day)
+        span = spans.get(key)
+        if span is None:
+            spans[key] = (first, last)
+        elif first < span[0] or last > span[1]:
+            spans[key] = (min(first, span[0]), max(last, span[1]))
+    latest_other = max(last_by_user, key=lambda u: (last_by_user[u], u), default=None)
+    users = (None, champion, latest_other)
+    moments = {(users[g], at) for (g, _), span in spans.items() for at in span}
+    moments.update(last_by_user.items())
+    ordered = sorted((at, user or "", user is not None, user) for user, at in moments)
+    return [StandIn(at, user) for at, _, _, user in ordered]
+
+
+def reference_activity_events(
+    account_id: str, days: Sequence[ActivityDay], champion: str | None, now: datetime
 ) -> list[EventObserved]:
     """Stand-in events, all at or before ``now``, of ``account_id``, distinct and sorted by
-    ``(at, id)``, with the same signals as the real ones.
+    ``(at, id)``, with the same signals as the real ones: the simple statement of what
+    ``activity_events`` makes in one pass (a property test holds the two equal).
 
     Per day: the first and last event of the user-less events, of the champion, and of
     everyone else (as the latest-active other user, whose own last event is later, so no

@@ -3,17 +3,21 @@
 Datetimes become ISO-8601 UTC strings and tuples lists; TTFV days are rounded to two
 decimals here (and only here) so the core keeps exact figures. The shape mirrors the
 dataclasses field by field, so ``state_from_dict`` inverts it; ``stored_state.StoredState``
-names it for readers.
+names it for readers. ``state_to_dict`` makes it through orjson's C encoder, exactly as
+``reference_state_to_dict`` (plain Python, per value) does: a property test holds them equal.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import re
 import types
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
 from typing import Any, Literal, Union, cast, get_args, get_origin, get_type_hints
+
+import orjson
 
 from shared.domain.state import EscalationStatus, OnboardingState
 from shared.domain.stored_state import StoredEscalation, StoredState
@@ -56,8 +60,35 @@ def _keep(value: Any) -> Any:
     return value
 
 
-def state_to_dict(state: OnboardingState) -> StoredState:
+def reference_state_to_dict(state: OnboardingState) -> StoredState:
+    """The stored-state document of ``state``, value by value (``to_json``)."""
     data: StoredState = to_json(state)
+    return _rounded(data)
+
+
+# A moment as orjson writes it, unless in UTC as ``to_json`` writes every moment: naive, or
+# with another offset (the fraction matched whole, so only the offset decides).
+_NOT_UTC = re.compile(rb'"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?+(?!\+00:00")')
+
+
+def state_to_dict(state: OnboardingState) -> StoredState:
+    """``reference_state_to_dict(state)``, encoded in C by orjson and decoded back: dataclasses
+    as their fields in order, tuples as lists, moments in ISO-8601 like ``isoformat``, about
+    twice as fast as walking the values in Python (the projector encodes every state it
+    derives). Where orjson would write a value otherwise (a moment not in UTC, which
+    ``to_json`` converts; a set, a key that is not a string), or could not write it, the
+    reference encodes the state."""
+    try:
+        text = orjson.dumps(state)
+    except TypeError:
+        return reference_state_to_dict(state)
+    if _NOT_UTC.search(text):
+        return reference_state_to_dict(state)
+    data: StoredState = orjson.loads(text)
+    return _rounded(data)
+
+
+def _rounded(data: StoredState) -> StoredState:
     ttfv = cast(dict[str, Any], data["ttfv"])
     for name in _ROUNDED:
         if ttfv[name] is not None:

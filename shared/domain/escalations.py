@@ -15,8 +15,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from shared.domain.activity import Activity
 from shared.domain.calendar import add_days
-from shared.domain.facts import EventObserved
 from shared.domain.plans import Calendar, EscalationRule
 from shared.domain.sla import Pause, shift
 from shared.domain.state import EscalationLadder, EscalationStatus
@@ -34,7 +34,7 @@ class Context:
     completions: Mapping[str, datetime | None]  # milestone key → completed_at
     exits: Mapping[str, datetime | None]  # stage key → exited_at
     onboarded_at: datetime | None
-    events: Sequence[EventObserved]  # the account's events, sorted by (at, id)
+    events: Sequence[Activity]  # the account's events (or stand-ins), sorted by time
     champion: str | None
     pauses: tuple[Pause, ...]
     calendar: Calendar
@@ -127,13 +127,18 @@ def _status(rule: EscalationRule, fired_at: datetime, stop: _Stop, reason: str) 
 def _quiet_spells(
     ctx: Context, times: Sequence[datetime], quiet: timedelta
 ) -> Iterator[tuple[datetime, datetime | None, datetime]]:
-    """(start, next activity or None, fire moment) for each spell long enough to fire."""
+    """(start, next activity or None, fire moment) for each spell long enough to fire.
+
+    A spell whose next activity comes by ``start + quiet`` never fires, whatever the
+    pauses (they only push the fire moment later): no clock to shift for it."""
     starts = [ctx.signed_at, *(t for t in times if t > ctx.signed_at)]
     for i, start in enumerate(starts):
+        following = starts[i + 1] if i + 1 < len(starts) else None
+        if following is not None and following <= start + quiet:
+            continue
         fire = shift(start + quiet, ctx.pauses, start=start)
         if fire is None:
             continue
-        following = starts[i + 1] if i + 1 < len(starts) else None
         if following is not None and following <= fire:
             continue
         yield start, following, fire
@@ -171,6 +176,8 @@ def _champion_quiet(
     quiet = timedelta(days=rule.quiet_days)
     for i, last in enumerate(mine):
         following = mine[i + 1] if i + 1 < len(mine) else None
+        if following is not None and following <= last + quiet:
+            continue  # back before any fire moment (see ``_quiet_spells``)
         fire = shift(last + quiet, ctx.pauses, start=last)
         if fire is None or (following is not None and following <= fire) or _blocked(ctx, fire):
             continue

@@ -17,6 +17,7 @@ from datetime import datetime
 
 from shared.domain import health as health_score
 from shared.domain import ttfv as ttfv_figures
+from shared.domain.activity import Activity
 from shared.domain.calendar import add_days
 from shared.domain.escalations import Context, evaluate_escalations, ladder
 from shared.domain.facts import (
@@ -174,7 +175,7 @@ def _milestone_status(
 class Inputs:
     """This onboarding's facts up to ``now``, split by kind, and the first one after it."""
 
-    events: list[EventObserved]  # what signals and escalations look at, sorted by (at, id)
+    events: Sequence[Activity]  # what signals and escalations look at, sorted by time
     evidence: dict[str, list[EvidenceRecorded]]
     amendments: tuple[MilestoneAmended, ...]
     pauses: tuple[Pause, ...]
@@ -255,12 +256,13 @@ def evaluate(
     """The onboarding's state as of ``now``, derived from its facts alone."""
     given = inputs(registration, facts, now)
     signed = registration.at
+    events = [e for e in given.events if isinstance(e, EventObserved)]  # all of them here
 
     def progress_of(
         m: Milestone, anchor: datetime | None, evidence: Sequence[EvidenceRecorded]
     ) -> RuleProgress:
         rule = m.rule
-        hits = [e for e in given.events if rule is not None and matches(rule, e)]
+        hits = [e for e in events if rule is not None and matches(rule, e)]
         return completion(m, hits, evidence, signed, anchor, now)
 
     return derive(plan, registration, given, progress_of, now)

@@ -9,13 +9,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from shared.domain.facts import EventObserved
+from shared.domain.activity import Activity
 from shared.domain.state import Signals
 
 ACTIVE_SPAN = timedelta(days=14)
 
 
-def _last_by_user(events: Sequence[EventObserved], since: datetime) -> dict[str, datetime]:
+def _last_by_user(events: Sequence[Activity], since: datetime) -> dict[str, datetime]:
     last: dict[str, datetime] = {}
     for event in events:
         if event.user_id is not None and event.at > since:
@@ -24,7 +24,7 @@ def _last_by_user(events: Sequence[EventObserved], since: datetime) -> dict[str,
 
 
 def champion_quiet(
-    events: Sequence[EventObserved], champion: str | None, quiet_days: int, now: datetime
+    events: Sequence[Activity], champion: str | None, quiet_days: int, now: datetime
 ) -> bool:
     """The champion was active before, silent for ``quiet_days``, while others were not."""
     if champion is None:
@@ -39,7 +39,7 @@ def champion_quiet(
 
 
 def signals(
-    events: Sequence[EventObserved],
+    events: Sequence[Activity],
     signed_at: datetime,
     champion: str | None,
     champion_quiet_days: int,
@@ -58,7 +58,7 @@ def signals(
 
 
 def changes_at(
-    events: Sequence[EventObserved], champion: str | None, champion_quiet_days: int, now: datetime
+    events: Sequence[Activity], champion: str | None, champion_quiet_days: int, now: datetime
 ) -> list[datetime]:
     """Moments after ``now`` at which these signals flip by time alone."""
     moments = [at + ACTIVE_SPAN for at in _last_by_user(events, now - ACTIVE_SPAN).values()]

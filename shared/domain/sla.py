@@ -61,8 +61,11 @@ def shift(
     """``nominal_due`` pushed by every pause that starts before the running due moment.
 
     ``start`` is when the clock started (signature, stage entry, last event): time paused
-    before it does not count. Returns ``None`` if an open pause holds the clock.
+    before it does not count. Returns ``None`` if an open pause holds the clock, else a
+    moment at or after ``nominal_due`` (pauses only push it later).
     """
+    if not pauses:  # most onboardings never pause: nothing to sort
+        return nominal_due
     due = nominal_due
     for pause in sorted(pauses, key=lambda p: p.start):
         begin = pause.start if start is None else max(pause.start, start)

@@ -6,7 +6,9 @@ re-projects the onboardings of one id range at ``now`` through the projector's o
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Mapping
+import gc
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from contextlib import contextmanager
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -18,6 +20,7 @@ from shared.storage.onboardings import OnboardingRepository
 PAGE = 500  # onboardings per transaction: a few statements each
 IN_FLIGHT = 2  # pages projected at once per process (PostgreSQL)
 Progress = Callable[[int], object]  # called with how many onboardings a page held
+YOUNG = 10_000  # allocations between young collections while replaying (Python's default: 700)
 
 
 async def pages(
@@ -35,6 +38,21 @@ async def pages(
         if len(ids) < size:
             return
         after = ids[-1]
+
+
+@contextmanager
+def fewer_collections() -> Iterator[None]:
+    """Run the cycle collector's young generation every ``YOUNG`` allocations instead of
+    every 700 while a replay runs, then restore it. A page allocates hundreds of thousands
+    of short-lived objects (rows, events, stand-ins, states) that reference counting
+    frees; each collection only walks them, and that walking was about a fifth of
+    replay's CPU. Cycles are still collected, later."""
+    threshold = gc.get_threshold()
+    gc.set_threshold(max(YOUNG, threshold[0]), *threshold[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*threshold)
 
 
 async def all_ids(sessionmaker: async_sessionmaker[AsyncSession]) -> list[str]:
@@ -76,4 +94,5 @@ async def replay_range(
                 projected += len(await project_many(session, plans, ids, now))
             on_page(len(ids))
 
-    return sum(await asyncio.gather(*(worker() for _ in range(max(1, in_flight)))))
+    with fewer_collections():
+        return sum(await asyncio.gather(*(worker() for _ in range(max(1, in_flight)))))
