@@ -53,9 +53,7 @@ async def test_trail_aggregates_equal_trail_stats_over_the_stored_events(
     numbered = await _store_in_three_inserts(sessions, rnd)
     wanted = []
     for _ in range(12):
-        account = rnd.choice(sorted(numbered))
-        names = rnd.choice([("Logged In",), ("Logged In", "Record Created"), ("Nothing",)])
-        since = START + timedelta(hours=rnd.randint(-24, 24 * 20))
+        account, names, since = _asked(rnd, numbered)
         wide = since - timedelta(hours=rnd.choice([0, 0, rnd.randint(0, 24 * 9)]))
         until = since + timedelta(hours=rnd.randint(0, 24 * 9))
         wanted.append((account, Trail(names, wide, since, until)))
@@ -77,9 +75,7 @@ async def test_slide_rows_equal_slide_rows_over_the_stored_events(
     numbered = await _store_in_three_inserts(sessions, rnd)
     wanted = []
     for _ in range(12):
-        account = rnd.choice(sorted(numbered))
-        names = rnd.choice([("Logged In",), ("Logged In", "Record Created"), ("Nothing",)])
-        since0 = START + timedelta(hours=rnd.randint(-24, 24 * 20))
+        account, names, since0 = _asked(rnd, numbered)
         until0 = since0 + timedelta(hours=rnd.randint(0, 24 * 7))
         step = timedelta(hours=rnd.randint(0, 24 * 3))
         since1, until1 = since0 + step, until0 + step
@@ -92,6 +88,15 @@ async def test_slide_rows_equal_slide_rows_over_the_stored_events(
     for account, slide in wanted:
         assert read[account, slide] == slide_rows(slide, numbered[account])
     assert any(any(m is not None for m in r.nexts.values()) for r in read.values())
+
+
+def _asked(
+    rnd: random.Random, numbered: dict[str, list[tuple[EventObserved, int]]]
+) -> tuple[str, tuple[str, ...], datetime]:
+    """A random read's account, names and first moment."""
+    account = rnd.choice(sorted(numbered))
+    names = rnd.choice([("Logged In",), ("Logged In", "Record Created"), ("Nothing",)])
+    return account, names, START + timedelta(hours=rnd.randint(-24, 24 * 20))
 
 
 async def _store_in_three_inserts(

@@ -29,16 +29,23 @@ EXAMPLES = 300 if os.environ.get("CI") == "true" else 80
 
 # Ids that sort differently by code point than by a locale's rules (case, digits, dashes).
 ids = st.text(alphabet="aB9-_zZ0", min_size=1, max_size=6)
-events = st.lists(
-    st.builds(
+
+
+def one_event(users: int) -> st.SearchStrategy[EventObserved]:
+    """An event of one of ``users`` users (or none), at a time with ties likely."""
+    return st.builds(
         lambda i, name, user, at: EventObserved(
             i, ACCOUNT, user, name, day(round(at, 3)), {"n": 1}
         ),
         ids,
         st.sampled_from(["Logged In", "Logged In", "Record Created", "Page Viewed"]),
-        st.sampled_from([None, *(f"u{n}" for n in range(70))]),
+        st.sampled_from([None, *(f"u{n}" for n in range(users))]),
         st.floats(min_value=-2.0, max_value=20.0, allow_nan=False),
-    ),
+    )
+
+
+events = st.lists(
+    one_event(70),
     max_size=240,
     unique_by=lambda e: e.id,
 )
@@ -95,18 +102,7 @@ def test_the_wide_span_bounds_every_window_in_it() -> None:
 
 
 numbered_events = st.lists(
-    st.tuples(
-        st.builds(
-            lambda i, name, user, at: EventObserved(
-                i, ACCOUNT, user, name, day(round(at, 3)), {"n": 1}
-            ),
-            ids,
-            st.sampled_from(["Logged In", "Logged In", "Record Created", "Page Viewed"]),
-            st.sampled_from([None, *(f"u{n}" for n in range(12))]),
-            st.floats(min_value=-2.0, max_value=20.0, allow_nan=False),
-        ),
-        st.integers(1, 6),  # insert number
-    ),
+    st.tuples(one_event(12), st.integers(1, 6)),  # an event and its insert number
     max_size=200,
     unique_by=lambda pair: pair[0].id,
 )
