@@ -189,18 +189,26 @@ def slide_rows(slide: Slide, numbered: Iterable[tuple[EventObserved, int]]) -> S
     mine = [e for e, n in numbered if n <= slide.seq and e.name in slide.names]
     before = [e for e in mine if slide.reach <= e.at < slide.since1]
     entered = [e for e in mine if slide.until0 < e.at <= slide.until1 and e.at >= slide.since1]
-    later = sorted(((e.at, e.id), e.user_id) for e in mine if slide.since1 <= e.at <= slide.until1)
+    left = in_order(((e.at, e.id), e.user_id) for e in before)
+    later = (((e.at, e.id), e.user_id) for e in mine if slide.since1 <= e.at <= slide.until1)
+    return SlideRows(
+        left, in_order(((e.at, e.id), e.user_id) for e in entered), next_firsts(slide, left, later)
+    )
+
+
+def next_firsts(
+    slide: Slide, before: Iterable[tuple[Moment, User]], later: Iterable[tuple[Moment, User]]
+) -> dict[User, Moment | None]:
+    """Each user with an event in ``before`` that left the tally's window, and its first
+    row of ``later`` (None: none): one rule whether ``later`` is the window's events or
+    one probe per such user."""
     nexts: dict[User, Moment | None] = {
-        e.user_id: None for e in before if slide.since0 <= e.at <= slide.until0
+        user: None for moment, user in before if slide.since0 <= moment[0] <= slide.until0
     }
-    for moment, user in later:
+    for moment, user in sorted(later):
         if user in nexts and nexts[user] is None:
             nexts[user] = moment
-    return SlideRows(
-        in_order(((e.at, e.id), e.user_id) for e in before),
-        in_order(((e.at, e.id), e.user_id) for e in entered),
-        nexts,
-    )
+    return nexts
 
 
 def in_order(rows: Iterable[tuple[Moment, User]]) -> tuple[tuple[Moment, User], ...]:

@@ -29,6 +29,7 @@ from shared.domain.trail import (
     TrailStats,
     User,
     in_order,
+    next_firsts,
     slide_rows,
     trail_stats,
 )
@@ -236,13 +237,9 @@ async def slides(
     found: dict[tuple[str, Slide], SlideRows] = {}
     for i, (account, slide) in enumerate(chosen):
         before, entered, probes = parts[i]
-        nexts: dict[User, Moment | None] = {
-            u: None for m, u in before if slide.since0 <= m[0] <= slide.until0
-        }
-        for moment, user in sorted(probes):
-            if nexts.get(user) is None:
-                nexts[user] = moment
-        found[account, slide] = SlideRows(in_order(before), in_order(entered), nexts)
+        found[account, slide] = SlideRows(
+            in_order(before), in_order(entered), next_firsts(slide, before, probes)
+        )
     return found
 
 
