@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.domain.codec import state_from_dict, state_to_dict
+from shared.domain.codec import state_to_dict
 from shared.domain.facts import OnboardingRegistered
 from shared.domain.plans import Plan
 from shared.domain.state import OnboardingState
@@ -32,18 +32,6 @@ from shared.storage.onboardings import OnboardingRepository
 from shared.storage.projections import ProjectionRepository
 
 log = logging.getLogger(__name__)
-
-
-def _previous(stored: StoredState | None, onboarding_id: str) -> OnboardingState | None:
-    if stored is None:
-        return None
-    try:
-        return state_from_dict(stored)
-    except (KeyError, TypeError, ValueError):
-        # A state stored by an older version that no longer decodes: treat as first
-        # projection. Transition ids are deterministic, so the outbox drops repeats.
-        log.warning("stored state of %s does not decode; re-announcing", onboarding_id)
-        return None
 
 
 async def _project_page(
@@ -102,8 +90,11 @@ async def _project_page(
                 announcing.append((state, state))
             continue
         changed.append((state, encoded))
-        previous = result.previous if result.previous else _previous(before, onboarding_id)
-        announcing.append((state, previous))
+        if result.previous is None and before is not None:
+            # A state stored by an older version that no longer decodes: treat as first
+            # projection. Transition ids are deterministic, so the outbox drops repeats.
+            log.warning("stored state of %s does not decode; re-announcing", onboarding_id)
+        announcing.append((state, result.previous))
     await projections.save_many(changed, now, folds)
     await announce_page(
         session, announcing, now, heard=heard, idle=idle, input_watermark=input_watermark

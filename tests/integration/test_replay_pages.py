@@ -4,10 +4,11 @@ and leave a state that re-derives unchanged untouched."""
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, text
+from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from firstvalue import demo_data
@@ -24,7 +25,7 @@ from shared.projection.replay import replay_all
 from shared.projection.replay_processes import ranges
 from shared.storage.onboardings import OnboardingRepository
 from shared.storage.projections import ProjectionRepository
-from shared.storage.tables import EscalationRecord, OutboxRecord
+from shared.storage.tables import EscalationRecord, OutboxRecord, ProjectionRecord
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 PLANS = default_plans()
@@ -114,6 +115,29 @@ async def test_a_page_with_unknown_and_repeated_ids_projects_the_rest_once(
     async with sessions() as session, session.begin():
         projected = await project_many(session, PLANS, page, NOW)
     assert [s.onboarding_id for s in projected] == [ids[0], ids[1]]
+
+
+async def test_a_stored_state_that_no_longer_decodes_is_rederived_and_announced_again(
+    sessions: async_sessionmaker[AsyncSession], database_url: str, caplog: Any
+) -> None:
+    ids = await store_demo(sessions, database_url)
+    assert await replay_all(sessions, PLANS, NOW) == ACCOUNTS
+    states, escalations, announced = await fresh(sessions, ids, NOW)
+    broken = ids[0]
+    async with sessions() as session, session.begin():
+        await session.execute(
+            update(ProjectionRecord)
+            .where(ProjectionRecord.onboarding_id == broken)
+            .values(state={"written_by": "an older version"}, fold=None)
+        )
+        await session.execute(delete(OutboxRecord))
+    with caplog.at_level(logging.WARNING, logger="shared.projection.projector"):
+        assert await replay_all(sessions, PLANS, NOW) == ACCOUNTS
+    assert f"stored state of {broken} does not decode" in caplog.text
+    got_states, _, queued = await stored(sessions, ids)
+    assert got_states == states  # re-derived from its facts
+    first = {t.id for t in transitions(None, codec.state_from_dict(states[broken]))}
+    assert first and queued == first  # announced as a first projection; no other queued
 
 
 def test_ranges_split_sorted_ids_into_contiguous_disjoint_slices() -> None:
