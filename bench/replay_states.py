@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve()
+STEPS = ("ingested", "replayed", "tightened")  # the export's stored states, step by step
 
 
 def export(url: str, out: Path, accounts: int) -> None:
@@ -84,12 +85,10 @@ def _run_export(checkout: Path, url: str, out: Path, accounts: int) -> float:
 
 def _differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
     """Where two exports differ: the step and onboarding ids (at most 10)."""
-    found = [
-        f"{step}: {n} onboardings here, {len(b[step])} there"
-        for step in ("ingested", "replayed", "tightened")
-        if (n := len(a[step])) != len(b[step])
-    ]
-    for step in ("ingested", "replayed", "tightened"):
+    found = []
+    for step in STEPS:
+        if (n := len(a[step])) != len(b[step]):
+            found.append(f"{step}: {n} onboardings here, {len(b[step])} there")
         found += [f"{step}: {i}" for i in sorted(a[step]) if a[step][i] != b[step].get(i)]
     return found[:10]
 

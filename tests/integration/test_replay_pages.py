@@ -122,7 +122,7 @@ async def test_a_stored_state_that_no_longer_decodes_is_rederived_and_announced_
 ) -> None:
     ids = await store_demo(sessions, database_url)
     assert await replay_all(sessions, PLANS, NOW) == ACCOUNTS
-    states, escalations, announced = await fresh(sessions, ids, NOW)
+    states, _, _ = await fresh(sessions, ids, NOW)
     broken = ids[0]
     async with sessions() as session, session.begin():
         await session.execute(
