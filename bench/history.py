@@ -107,15 +107,16 @@ async def prepare_loaded_history(
 ) -> int:
     """After the COPY: derive what the pipeline would have derived from the loaded rows. The
     rows carry their insert number (``lab.events.LOADED_SEQ``); ``activity_days.rebuild``
-    makes the accounts' ``account_sequences`` rows and daily ``activity_days`` summaries in
-    one transaction (docs/projection.md, "Bulk loads"); then every onboarding is projected,
-    as ``firstvalue replay`` does. Returns how many onboardings were projected."""
+    makes the accounts' ``account_sequences`` rows, daily ``activity_days`` summaries and
+    their ``activity_marks`` in one transaction (docs/projection.md, "Bulk loads"); then
+    every onboarding is projected, as ``firstvalue replay`` does. Returns how many
+    onboardings were projected."""
     async with sessions() as session, session.begin():
         await activity_days.rebuild(session, account_ids)
     return await replay_all(sessions, plans, now)
 
 
-DERIVED_TABLES = ("account_sequences", "activity_days", "onboarding_projections")
+DERIVED_TABLES = ("account_sequences", "activity_days", "activity_marks", "onboarding_projections")
 
 
 async def analyze_derived(conn: Any) -> None:

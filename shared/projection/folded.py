@@ -92,6 +92,7 @@ async def fold_page(
             after[r.account_id] = min(seen, after.get(r.account_id, seen))
     numbered = await account_events.stored_since(session, after, rule_names(p for _, p in chosen))
     champions = {(r.account_id, r.champion_user_id) for r, _ in chosen}
+    await activity_days.catch_up(session, seqs)  # the summaries count every event up to seqs
     days = await activity_days.compacted_days(session, champions, now.date())
     straddling = {a for a, c in champions if straddles(days[a, c], now)}
     today = await activity_days.day_upto(

@@ -1,7 +1,12 @@
 """Accounts' insert sequences and daily activity summaries (``shared.domain.activity``).
 
-The event insert keeps both (``EventRepository``: on PostgreSQL inside its one statement,
-on SQLite through ``next_sequences`` and ``add`` here). The projector reads them compacted
+The event insert numbers the events (``EventRepository``: on PostgreSQL inside its one
+statement, on SQLite through ``next_sequences``). The summaries are folded from numbered
+events: on PostgreSQL when the projector first reads them (``catch_up``: the events
+numbered after the account's mark, ``ActivityMarkRecord``), so the ingest hot path does
+not write them and an account nobody projects is never summarised; on SQLite (the
+embedded single process, whose read-only sessions cannot write) by the insert (``add``).
+The projector reads them compacted
 (``compacted``: ``activity.compact``'s few rows a day, grouped by PostgreSQL, whatever the
 number of users) and, for a day that straddles ``now``, its moments up to ``now``
 (``day_upto``).
@@ -15,7 +20,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, select, text, update
+from sqlalchemy import bindparam, delete, func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.domain.activity import ActivityDay, compacted
@@ -23,6 +28,7 @@ from shared.storage import account_events, dialect
 from shared.storage.tables import (
     AccountSequenceRecord,
     ActivityDayRecord,
+    ActivityMarkRecord,
     EventRecord,
 )
 
@@ -53,9 +59,56 @@ async def next_sequences(session: AsyncSession, account_ids: Collection[str]) ->
     return found
 
 
+async def catch_up(session: AsyncSession, seqs: Mapping[str, int]) -> None:
+    """Fold into the summaries every event numbered up to ``seqs[account]`` that they do
+    not count yet (PostgreSQL; on SQLite the insert keeps them). Read ``seqs`` first
+    (``account_events.sequences``): every event numbered up to them has committed.
+
+    A cheap read of the marks finds the accounts behind; for those one statement locks
+    their marks in account order, folds the events numbered between the mark (as it is
+    once locked: another fold may have moved it meanwhile) and ``seqs``, and moves the
+    marks, so each event is counted once whatever runs concurrently."""
+    if not seqs or not dialect.is_postgresql(session):
+        return
+    ordered = sorted(seqs)
+    marks = await dialect.fetch(session, _MARKS, ordered)
+    done = {r[0]: r[1] for r in marks}
+    behind = [a for a in ordered if seqs[a] > done.get(a, 0)]
+    if behind:
+        await dialect.fetch(session, _CATCH_UP, behind, [seqs[a] for a in behind])
+
+
+_MARKS = "SELECT account_id, seq FROM activity_marks WHERE account_id = ANY($1::varchar[])"
+# ``previous`` keeps the mark as it was once locked (RETURNING gives only the new row).
+_CATCH_UP = """
+    WITH wanted AS (
+        SELECT * FROM unnest($1::varchar[], $2::bigint[]) AS w(account_id, upto)
+    ), marked AS (
+        INSERT INTO activity_marks AS m (account_id, seq, previous)
+        SELECT account_id, upto, 0 FROM wanted ORDER BY account_id
+        ON CONFLICT (account_id) DO UPDATE
+            SET previous = m.seq, seq = GREATEST(m.seq, excluded.seq)
+        RETURNING account_id, previous, seq
+    ), fresh AS (
+        SELECT e.account_id, e.user_id, e.occurred_at
+        FROM marked AS k
+        JOIN events AS e ON e.account_id = k.account_id AND e.seq > k.previous
+                        AND e.seq <= k.seq
+    )
+    INSERT INTO activity_days (account_id, day, user_key, first_at, last_at, events)
+    SELECT account_id, CAST(occurred_at AT TIME ZONE 'UTC' AS date),
+           COALESCE('u:' || user_id, ''), min(occurred_at), max(occurred_at), count(*)
+    FROM fresh GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+    ON CONFLICT (account_id, day, user_key) DO UPDATE SET
+        first_at = LEAST(activity_days.first_at, excluded.first_at),
+        last_at = GREATEST(activity_days.last_at, excluded.last_at),
+        events = activity_days.events + excluded.events
+"""
+
+
 async def add(session: AsyncSession, rows: Sequence[Sequence[Any]]) -> None:
     """Fold newly inserted event rows ``(id, account, user, name, at, ...)`` into the
-    summaries (the SQLite side of the insert; PostgreSQL does it in the insert itself)."""
+    summaries (SQLite's insert; PostgreSQL folds them when read, ``catch_up``)."""
     if not rows:
         return
     groups: dict[tuple[str, date, str], list[datetime]] = {}
@@ -308,8 +361,9 @@ def _utc(value: datetime | str) -> datetime:
 
 
 async def rebuild(session: AsyncSession, account_ids: Iterable[str]) -> None:
-    """Recompute these accounts' summaries from their stored events and number the events
-    stored without a sequence (bulk loads that bypass ``EventRepository``)."""
+    """Recompute these accounts' summaries from their stored events (and their marks)
+    and number the events stored without a sequence (bulk loads that bypass
+    ``EventRepository``)."""
     ordered = sorted(set(account_ids))
     if not ordered:
         return
@@ -324,6 +378,21 @@ async def rebuild(session: AsyncSession, account_ids: Iterable[str]) -> None:
         )
         await session.execute(delete(a).where(a.account_id.in_(chunk)))
         await session.execute(fill, {"a": chunk})
+    await _marks_at_sequences(session, ordered)
+
+
+async def _marks_at_sequences(session: AsyncSession, ordered: Sequence[str]) -> None:
+    """The accounts' summaries count every stored event: their marks at their numbers."""
+    m, s = ActivityMarkRecord, AccountSequenceRecord
+    for start in range(0, len(ordered), IDS_PER_QUERY):
+        chunk = ordered[start : start + IDS_PER_QUERY]
+        await session.execute(delete(m).where(m.account_id.in_(chunk)))
+        await session.execute(
+            insert(m).from_select(
+                ["account_id", "seq", "previous"],
+                select(s.account_id, s.seq, s.seq).where(s.account_id.in_(chunk)),
+            )
+        )
 
 
 # ``rebuild``'s fill: one grouped insert from the events (the migration fills all the same way).

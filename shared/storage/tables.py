@@ -110,10 +110,25 @@ class AccountSequenceRecord(Base):
     seq: Mapped[int] = mapped_column(BigInteger)
 
 
+class ActivityMarkRecord(Base):
+    """Per account, how far its events are summarised in ``activity_days``: every event
+    numbered up to ``seq`` is counted there, none after it. The projector folds the rest
+    when it reads the summaries (``activity_days.catch_up``), holding this row's lock, so
+    each number range is folded once; ``previous`` is the mark before that fold (what the
+    fold's own statement reads back to know which events are new to it)."""
+
+    __tablename__ = "activity_marks"
+
+    account_id: Mapped[str] = mapped_column(ID, primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    previous: Mapped[int] = mapped_column(BigInteger)
+
+
 class ActivityDayRecord(Base):
     """One user's events on one UTC day in one account: first and last moment, and how many
-    (``user_key`` is ``"u:" + user_id``, or ``""`` for events without a user). Maintained
-    by the event insert from the rows it newly inserted, so duplicates never count."""
+    (``user_key`` is ``"u:" + user_id``, or ``""`` for events without a user). Complete up
+    to the account's ``ActivityMarkRecord``; stored events are never repeated, so a
+    duplicate never counts."""
 
     __tablename__ = "activity_days"
 

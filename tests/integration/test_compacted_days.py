@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.domain.activity import ActivityDay, compact, summarize
 from shared.domain.facts import EventObserved
-from shared.storage import activity_days, dialect
+from shared.storage import account_events, activity_days, dialect
 from shared.storage.events import EventRepository
 
 START = datetime(2026, 3, 2, 9, tzinfo=UTC)
@@ -46,7 +46,8 @@ async def test_compacted_days_equal_compact_of_the_stored_summaries(
         for champion in (None, "u0", "u1", "nobody", rnd.choice(users))
     }
     today = (START + timedelta(days=rnd.uniform(-2, 33))).date()
-    async with sessions() as session:
+    async with sessions() as session:  # as the projector reads them: caught up first
+        await activity_days.catch_up(session, await account_events.sequences(session, events))
         read = await activity_days.compacted_days(session, wanted, today)
         postgres = dialect.is_postgresql(session)
     assert set(read) == wanted

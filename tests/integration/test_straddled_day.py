@@ -84,7 +84,8 @@ async def test_a_straddled_day_up_to_now_has_the_moments_of_its_events_up_to_now
     rnd = random.Random(seed)
     history = {a: _history(rnd, a) for a in ("acct-a", "acct-b")}
     await _store(sessions, history, rnd)
-    async with sessions() as session:
+    async with sessions() as session:  # as the projector reads them: caught up first
+        await activity_days.catch_up(session, await account_events.sequences(session, history))
         stored = await activity_days.summaries(session, list(history))
         assert all(straddles(rows, NOW) for rows in stored.values())
         today = {a: [d for d in rows if d.day == NOW.date()] for a, rows in stored.items()}
