@@ -47,7 +47,7 @@ from services.ingest.identity import account_named_by
 from services.ingest.records import decode_records
 from shared.analytics.normalize import USAGE_TYPES
 from shared.plan_files import default_plans
-from shared.storage import dialect
+from shared.storage import activity_days, dialect
 from shared.storage.events import _JSON_INSERT_SQL
 
 # The current statement's parts, as ``shared.storage.events`` spells them ($1 rows, $2
@@ -73,16 +73,7 @@ _SUMMARISED = (
     _CURRENT.replace("RETURNING id\n", "RETURNING id, account_id, user_id, occurred_at\n")
     .replace(" SELECT count(*) FROM new", "")
     .rstrip()
-    + """, days AS (
-        INSERT INTO activity_days (account_id, day, user_key, first_at, last_at, events)
-        SELECT account_id, CAST(occurred_at AT TIME ZONE 'UTC' AS date),
-               COALESCE('u:' || user_id, ''), min(occurred_at), max(occurred_at), count(*)
-        FROM new GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
-        ON CONFLICT (account_id, day, user_key) DO UPDATE SET
-            first_at = LEAST(activity_days.first_at, excluded.first_at),
-            last_at = GREATEST(activity_days.last_at, excluded.last_at),
-            events = activity_days.events + excluded.events
-    ) SELECT count(*) FROM new"""
+    + f", days AS ({activity_days.summary_upsert('new')}) SELECT count(*) FROM new"
 )
 
 # The events indexes before the folded projection (revision 0004) and now (0005).

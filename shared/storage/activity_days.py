@@ -79,8 +79,25 @@ async def catch_up(session: AsyncSession, seqs: Mapping[str, int]) -> None:
 
 
 _MARKS = "SELECT account_id, seq FROM activity_marks WHERE account_id = ANY($1::varchar[])"
+
+
+def summary_upsert(source: str) -> str:
+    """The PostgreSQL statement that folds the rows of ``source`` (a CTE of ``account_id,
+    user_id, occurred_at``) into the summaries, in key order (the lock order)."""
+    return f"""
+    INSERT INTO activity_days (account_id, day, user_key, first_at, last_at, events)
+    SELECT account_id, CAST(occurred_at AT TIME ZONE 'UTC' AS date),
+           COALESCE('u:' || user_id, ''), min(occurred_at), max(occurred_at), count(*)
+    FROM {source} GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+    ON CONFLICT (account_id, day, user_key) DO UPDATE SET
+        first_at = LEAST(activity_days.first_at, excluded.first_at),
+        last_at = GREATEST(activity_days.last_at, excluded.last_at),
+        events = activity_days.events + excluded.events
+"""
+
+
 # ``previous`` keeps the mark as it was once locked (RETURNING gives only the new row).
-_CATCH_UP = """
+_CATCH_UP = f"""
     WITH wanted AS (
         SELECT * FROM unnest($1::varchar[], $2::bigint[]) AS w(account_id, upto)
     ), marked AS (
@@ -95,15 +112,7 @@ _CATCH_UP = """
         JOIN events AS e ON e.account_id = k.account_id AND e.seq > k.previous
                         AND e.seq <= k.seq
     )
-    INSERT INTO activity_days (account_id, day, user_key, first_at, last_at, events)
-    SELECT account_id, CAST(occurred_at AT TIME ZONE 'UTC' AS date),
-           COALESCE('u:' || user_id, ''), min(occurred_at), max(occurred_at), count(*)
-    FROM fresh GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
-    ON CONFLICT (account_id, day, user_key) DO UPDATE SET
-        first_at = LEAST(activity_days.first_at, excluded.first_at),
-        last_at = GREATEST(activity_days.last_at, excluded.last_at),
-        events = activity_days.events + excluded.events
-"""
+    {summary_upsert("fresh")}"""
 
 
 async def add(session: AsyncSession, rows: Sequence[Sequence[Any]]) -> None:

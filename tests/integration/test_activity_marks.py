@@ -13,13 +13,13 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from shared.domain.activity import summarize
+from shared.domain.activity import ActivityDay, summarize
 from shared.domain.facts import EventObserved
 from shared.storage import account_events, activity_days, create_engine, create_sessionmaker
 from shared.storage.dialect import is_postgresql
@@ -112,5 +112,5 @@ async def _check(
             assert marks[account] == seqs[account]
 
 
-def _order(day: object) -> tuple[str, object]:
-    return (getattr(day, "user_id", None) or "", getattr(day, "day", None))
+def _order(day: ActivityDay) -> tuple[str, date]:
+    return (day.user_id or "", day.day)
