@@ -164,7 +164,7 @@ class EscalationOut(BaseModel):
     level: int
     action: str
     title: str
-    sla_due_at: datetime  # the SLA moment the rule is written against
+    sla_due_at: datetime = Field(description="the SLA moment the rule is written against")
     fired_at: datetime
     resolved_at: datetime | None
     open: bool
