@@ -45,14 +45,18 @@ def responses_view(document: Schema) -> Schema:
     return {"paths": paths, "schemas": {name: components[name] for name in sorted(reached)}}
 
 
+def _ref_name(schema: Schema) -> str | None:
+    """The component a ``$ref`` schema names (``#/components/schemas/NAME``), if it is one."""
+    ref = schema.get("$ref")
+    return ref.rsplit("/", 1)[-1] if isinstance(ref, str) else None
+
+
 def _reach(schema: Any, components: Schema, reached: set[str]) -> None:
     if isinstance(schema, dict):
-        ref = schema.get("$ref")
-        if isinstance(ref, str):
-            name = ref.rsplit("/", 1)[-1]
-            if name not in reached:
-                reached.add(name)
-                _reach(components[name], components, reached)
+        name = _ref_name(schema)
+        if name is not None and name not in reached:
+            reached.add(name)
+            _reach(components[name], components, reached)
         for value in schema.values():
             _reach(value, components, reached)
     elif isinstance(schema, list):
@@ -81,11 +85,8 @@ def incompatibilities(reference: Schema, current: Schema) -> list[str]:
 
 
 def _resolve(schema: Schema, view: Schema) -> tuple[str | None, Schema]:
-    ref = schema.get("$ref")
-    if isinstance(ref, str):
-        name = ref.rsplit("/", 1)[-1]
-        return name, view["schemas"].get(name, {})
-    return None, schema
+    name = _ref_name(schema)
+    return name, schema if name is None else view["schemas"].get(name, {})
 
 
 def _compare(
